@@ -1,0 +1,87 @@
+"""relaybus: asyncio-first RPC and notifications for distributed services.
+
+Wire-compatible with oslo.messaging on RabbitMQ; the embedded ``memory://`` transport
+is the default. Start with :func:`connect`.
+"""
+
+from relaybus.bus import Bus, connect
+from relaybus.contracts.service import Service
+from relaybus.errors import (
+    AuthenticationFailure,
+    ConnectionFailure,
+    InvalidArguments,
+    InvalidPayload,
+    InvalidTarget,
+    InvalidTransportURL,
+    MalformedMessage,
+    MessageTooLarge,
+    MessageUndeliverable,
+    MessagingError,
+    MessagingTimeout,
+    NoSuchMethod,
+    RemoteError,
+    RPCVersionCapError,
+    ServerError,
+    TransportError,
+    UnsupportedVersion,
+)
+from relaybus.notify import (
+    BatchNotificationListener,
+    NotificationFilter,
+    NotificationListener,
+    NotificationResult,
+    Notifier,
+)
+from relaybus.rpc import (
+    DefaultRPCAccessPolicy,
+    ExplicitRPCAccessPolicy,
+    RPCAccessPolicy,
+    RPCClient,
+    RPCServer,
+    expose,
+)
+from relaybus.serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
+from relaybus.target import Target
+from relaybus.url import TransportURL, parse_url
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationFailure",
+    "BatchNotificationListener",
+    "Bus",
+    "ConnectionFailure",
+    "DefaultRPCAccessPolicy",
+    "ExplicitRPCAccessPolicy",
+    "InvalidArguments",
+    "InvalidPayload",
+    "InvalidTarget",
+    "InvalidTransportURL",
+    "JsonPayloadSerializer",
+    "MalformedMessage",
+    "MessageTooLarge",
+    "MessageUndeliverable",
+    "MessagingError",
+    "MessagingTimeout",
+    "NoOpSerializer",
+    "NoSuchMethod",
+    "NotificationFilter",
+    "NotificationListener",
+    "NotificationResult",
+    "Notifier",
+    "RPCAccessPolicy",
+    "RPCClient",
+    "RPCServer",
+    "RPCVersionCapError",
+    "RemoteError",
+    "Serializer",
+    "ServerError",
+    "Service",
+    "Target",
+    "TransportError",
+    "TransportURL",
+    "UnsupportedVersion",
+    "connect",
+    "expose",
+    "parse_url",
+]

@@ -1,0 +1,5 @@
+"""``python -m relaybus`` runs the command line."""
+
+from relaybus.cli import main
+
+main()

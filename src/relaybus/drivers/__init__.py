@@ -1,0 +1,1 @@
+"""Transport drivers, one sub-package each; they never import each other or the API layer."""

@@ -1,0 +1,5 @@
+"""The embedded in-process transport, ``memory://``."""
+
+from relaybus.drivers.memory.driver import MemoryDriver
+
+__all__ = ["MemoryDriver"]

@@ -1,0 +1,323 @@
+"""The ``memory://`` transport: oslo.messaging's topology, in one process.
+
+It lays out queues the way the rabbit driver does (``<topic>``, ``<topic>.<server>``,
+``<topic>_fanout_<id>``, ``reply_<id>``, ``<topic>.<priority>``, one queue per pool) and
+encodes every message exactly as it goes on the wire, so code tested on it behaves the
+same on a broker. RPC queues disappear with their last server, which is what makes a call
+to nobody fail at once with MessageUndeliverable.
+
+``memory://`` is the process's default broker; ``memory://NAME`` a separate one, handy
+for isolating tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from relaybus.drivers.memory.broker import DEFAULT_EXCHANGE, Consumer, MemoryBroker, broker_named
+from relaybus.errors import (
+    InvalidTransportURL,
+    MalformedMessage,
+    MessageUndeliverable,
+    TransportError,
+)
+from relaybus.message import (
+    DuplicateFilter,
+    Notification,
+    Reply,
+    Request,
+    build_reply,
+    build_request,
+    new_unique_id,
+    pack,
+    parse_notification,
+    parse_reply,
+    parse_request,
+    unpack,
+)
+from relaybus.target import Target
+from relaybus.transport.base import (
+    Driver,
+    IncomingNotification,
+    IncomingRequest,
+    NotificationHandler,
+    RequestHandler,
+    Subscription,
+    TapHandler,
+)
+from relaybus.transport.replies import PendingReplies
+from relaybus.url import TransportURL
+
+LOG = logging.getLogger(__name__)
+
+
+class _MemoryRequest(IncomingRequest):
+    __slots__ = ("request", "_driver")
+
+    def __init__(self, driver: MemoryDriver, request: Request) -> None:
+        self.request = request
+        self._driver = driver
+
+    async def reply(self, result: Any = None, failure: dict[str, Any] | None = None) -> None:
+        if self.request.msg_id is not None:
+            self._driver.publish_reply(self.request, build_reply(self.request.msg_id, result,
+                                                                 failure))
+
+    async def heartbeat(self) -> None:
+        if self.request.msg_id is not None:
+            self._driver.publish_reply(self.request,
+                                       build_reply(self.request.msg_id, ending=False))
+
+
+class _MemoryNotification(IncomingNotification):
+    __slots__ = ("notification", "_broker", "_queue", "_body", "_settled")
+
+    def __init__(self, broker: MemoryBroker, queue: str, body: bytes,
+                 notification: Notification) -> None:
+        self.notification = notification
+        self._broker = broker
+        self._queue = queue
+        self._body = body
+        self._settled = False
+
+    async def acknowledge(self) -> None:
+        self._settled = True
+
+    async def requeue(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._broker.requeue(self._queue, self._body)
+
+
+class _MemorySubscription(Subscription):
+    def __init__(self, driver: MemoryDriver, consumers: list[Consumer]) -> None:
+        self._driver = driver
+        self._consumers = consumers
+
+    async def stop(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await consumer.stop()
+        self._driver.forget(self)
+
+
+def _log_malformed(kind: str, queue: str, exc: Exception) -> None:
+    LOG.warning("dropping malformed %s on queue %r: %s", kind, queue, exc)
+
+
+class MemoryDriver(Driver):
+    """In-process transport; see the module docstring."""
+
+    def __init__(self, url: TransportURL, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        if self.options:
+            raise InvalidTransportURL(str(url), "the memory transport takes no options, got "
+                                      + ", ".join(sorted(self.options)))
+        if len(url.hosts) > 1:
+            raise InvalidTransportURL(str(url), "the memory transport takes one name, "
+                                      "not a list of hosts")
+        self._broker_name = (url.hosts[0].hostname if url.hosts else None) or "default"
+        self._broker: MemoryBroker | None = None
+        self._replies = PendingReplies()
+        self._reply_queue: str | None = None
+        self._reply_consumer: Consumer | None = None
+        self._subscriptions: set[_MemorySubscription] = set()
+        self._declared: set[str] = set()
+
+    @property
+    def broker(self) -> MemoryBroker:
+        if self._broker is None:
+            raise TransportError("the memory transport is closed")
+        return self._broker
+
+    async def connect(self) -> None:
+        self._broker = broker_named(self._broker_name)
+
+    # -- RPC ---------------------------------------------------------------------
+
+    def _route(self, target: Target) -> tuple[str, str]:
+        if target.topic is None:
+            raise MessageUndeliverable(target, "the target has no topic")
+        if target.fanout:
+            return f"{target.topic}_fanout", ""
+        key = f"{target.topic}.{target.server}" if target.server else target.topic
+        return self.exchange_for(target), key
+
+    async def send(self, target: Target, request: Request, *, wait_for_reply: bool,
+                   timeout: float | None = None,
+                   call_monitor_timeout: float | None = None) -> Reply | None:
+        broker = self.broker
+        exchange, routing_key = self._route(target)
+        msg_id = None
+        if wait_for_reply:
+            self._ensure_reply_queue()
+            msg_id = new_unique_id()
+        body = self.check_size(pack(build_request(
+            request.method, request.args, request.context, namespace=request.namespace,
+            version=request.version, msg_id=msg_id, reply_q=self._reply_queue,
+            call_monitor_timeout=call_monitor_timeout)))
+        if msg_id is None:
+            if not broker.publish(exchange, routing_key, body):
+                raise MessageUndeliverable(target)
+            return None
+        self._replies.register(msg_id)
+        try:
+            if not broker.publish(exchange, routing_key, body):
+                raise MessageUndeliverable(target)
+            return await self._replies.wait(msg_id, timeout, call_monitor_timeout)
+        finally:
+            self._replies.discard(msg_id)
+
+    def _ensure_reply_queue(self) -> None:
+        if self._reply_queue is None:
+            name = f"reply_{new_unique_id()}"
+            self.broker.declare_queue(name, auto_delete=True)
+            self._reply_consumer = self.broker.consume(name, self._on_reply,
+                                                       f"relaybus[memory].replies[{name}]")
+            self._reply_queue = name
+
+    async def _on_reply(self, body: bytes) -> None:
+        try:
+            reply = parse_reply(unpack(body))
+        except MalformedMessage as exc:
+            _log_malformed("reply", self._reply_queue or "", exc)
+            return
+        self._replies.deliver(reply)
+
+    def _check_received(self, body: bytes) -> bytes:
+        """Refuse a received body over max_message_size as malformed (senders check too)."""
+        if len(body) > self.max_message_size:
+            raise MalformedMessage(f"message of {len(body)} bytes exceeds max_message_size "
+                                   f"of {self.max_message_size} bytes")
+        return body
+
+    def publish_reply(self, request: Request, message: dict[str, Any]) -> None:
+        """Send a reply to the caller's reply queue (dropped with a log if it is gone)."""
+        body = self.check_size(pack(message))
+        if not self.broker.publish(DEFAULT_EXCHANGE, request.reply_q or "", body):
+            LOG.info("reply queue %s is gone; dropping the reply to %s",
+                     request.reply_q, request.msg_id)
+
+    async def listen(self, target: Target, handler: RequestHandler) -> Subscription:
+        broker = self.broker
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a server target needs a topic")
+        exchange = self.exchange_for(target)
+        queues = [target.topic]
+        broker.declare_queue(target.topic, auto_delete=True)
+        broker.bind(target.topic, exchange, target.topic)
+        if target.server:
+            direct = f"{target.topic}.{target.server}"
+            broker.declare_queue(direct, auto_delete=True)
+            broker.bind(direct, exchange, direct)
+            queues.append(direct)
+        fanout_exchange = f"{target.topic}_fanout"
+        fanout_queue = f"{fanout_exchange}_{new_unique_id()}"
+        broker.declare_fanout_exchange(fanout_exchange)
+        broker.declare_queue(fanout_queue, auto_delete=True)
+        broker.bind(fanout_queue, fanout_exchange, target.topic)
+        queues.append(fanout_queue)
+        duplicates = DuplicateFilter()
+
+        async def on_body(body: bytes) -> None:
+            try:
+                request = parse_request(unpack(self._check_received(body)))
+            except MalformedMessage as exc:
+                _log_malformed("request", target.topic or "", exc)
+                return
+            if duplicates.is_duplicate(request.unique_id):
+                LOG.info("dropping duplicate request %s", request.unique_id)
+                return
+            await handler(_MemoryRequest(self, request))
+
+        consumers = [broker.consume(q, on_body, f"relaybus[memory].consumer[{q}]")
+                     for q in queues]
+        return self._remember(_MemorySubscription(self, consumers))
+
+    # -- notifications -----------------------------------------------------------
+
+    async def send_notification(self, target: Target, message: dict[str, Any],
+                                priority: str) -> None:
+        broker = self.broker
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a notification target needs a topic")
+        body = self.check_size(pack(message))
+        exchange = self.exchange_for(target)
+        key = f"{target.topic}.{priority}"
+        if (exchange, key) not in self._declared:
+            broker.declare_queue(key)
+            broker.bind(key, exchange, key)
+            self._declared.add((exchange, key))  # type: ignore[arg-type]
+        broker.publish(exchange, key, body)
+
+    async def listen_for_notifications(self, targets_and_priorities: Sequence[tuple[Target, str]],
+                                       pool: str | None,
+                                       handler: NotificationHandler) -> Subscription:
+        broker = self.broker
+        queue_names: list[str] = []
+        for target, priority in targets_and_priorities:
+            if target.topic is None:
+                raise MessageUndeliverable(target, "a notification target needs a topic")
+            key = f"{target.topic}.{priority}"
+            name = pool or key
+            broker.declare_queue(name)
+            broker.bind(name, self.exchange_for(target), key)
+            if name not in queue_names:
+                queue_names.append(name)
+
+        def on_body_for(queue: str):  # noqa: ANN202 - a closure per queue
+            async def on_body(body: bytes) -> None:
+                try:
+                    notification = parse_notification(unpack(self._check_received(body)))
+                except MalformedMessage as exc:
+                    _log_malformed("notification", queue, exc)
+                    return
+                await handler(_MemoryNotification(broker, queue, body, notification))
+            return on_body
+
+        consumers = [broker.consume(q, on_body_for(q), f"relaybus[memory].listener[{q}]")
+                     for q in queue_names]
+        return self._remember(_MemorySubscription(self, consumers))
+
+    async def tap(self, target: Target, handler: TapHandler) -> Subscription:
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a tap needs a topic")
+        topic, exchange = target.topic, self.exchange_for(target)
+
+        def wants(ex: str, key: str) -> bool:
+            return ex == f"{topic}_fanout" or (ex == exchange and (
+                key == topic or key.startswith(f"{topic}.")))
+
+        async def on_copy(copy: tuple[str, str, bytes]) -> None:
+            published_to, key, body = copy
+            try:
+                message = unpack(body)
+            except MalformedMessage as exc:
+                _log_malformed("message", f"tap:{topic}", exc)
+                return
+            await handler(published_to, key, message)
+
+        tap = self.broker.add_tap(wants, on_copy, f"relaybus[memory].tap[{topic}]")
+        return self._remember(_MemorySubscription(self, [tap]))
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def _remember(self, subscription: _MemorySubscription) -> _MemorySubscription:
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def forget(self, subscription: _MemorySubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def close(self) -> None:
+        if self._broker is None:
+            return
+        for subscription in list(self._subscriptions):
+            await subscription.stop()
+        if self._reply_consumer is not None:
+            await self._reply_consumer.stop()
+            self._reply_consumer = None
+        self._replies.fail_all(TransportError("the transport was closed"))
+        self._broker = None

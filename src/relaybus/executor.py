@@ -1,0 +1,84 @@
+"""Running endpoint code for servers and listeners, bounded, and drained on stop.
+
+``async def`` methods run on the event loop; plain ``def`` methods in a bounded thread
+pool, so a blocking endpoint never stalls the loop. At most ``max_concurrency`` messages
+are handled at once; the next delivery waits for a free slot, which is the backpressure
+that keeps a fast producer from filling memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+class Executor:
+    """Owns the tasks (and threads) that run one server's or listener's handlers."""
+
+    def __init__(self, name: str, *, max_concurrency: int = 64, threads: int = 16) -> None:
+        if max_concurrency < 1 or threads < 1:
+            raise ValueError("max_concurrency and threads must be at least 1")
+        self.name = name
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._threads = threads
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._count = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def submit(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Start ``work()`` in a task of its own once a slot is free."""
+        await self._slots.acquire()
+        self._count += 1
+        try:
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+                work(), name=f"{self.name}[{self._count}]")  # type: ignore[arg-type]
+        except BaseException:
+            self._slots.release()
+            raise
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``func``: awaited on the loop if async, else in the thread pool."""
+        if inspect.iscoroutinefunction(func):
+            return await func(*args, **kwargs)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._threads, thread_name_prefix=self.name)
+        call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+        result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def drain(self, timeout: float | None) -> int:
+        """Wait up to ``timeout`` for running work; cancel what remains.
+
+        Returns:
+            How many tasks had to be cancelled.
+        """
+        cancelled = 0
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+                cancelled += 1
+            if pending:
+                await asyncio.wait(pending)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        return cancelled

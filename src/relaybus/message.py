@@ -1,0 +1,334 @@
+"""The transport-neutral message model and its encoding.
+
+relaybus puts oslo.messaging's message format on every transport, so one codec serves
+them all: a request is ``{method, args, [namespace], [version], [_msg_id, _reply_q,
+_timeout], _unique_id, _context_*}``, a reply ``{result, failure, ending, _msg_id,
+_unique_id}``, a notification ``{message_id, publisher_id, event_type, priority, payload,
+timestamp, _unique_id, _context_*}``; each is JSON text wrapped in the ``oslo.version``
+"2.0" envelope (see docs/protocol and shared/wire/OSLO-RABBIT-WIRE.md).
+
+Encoding happens before anything is sent, so a value JSON cannot carry fails at the
+caller with ``TypeError``; decoding validates shape and raises :class:`MalformedMessage`.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from relaybus.errors import MalformedMessage
+
+ENVELOPE_VERSION = "2.0"
+ACCEPTED_ENVELOPE_VERSIONS = frozenset({"2.0", "2.0.0"})
+CONTEXT_PREFIX = "_context_"
+PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def encode_json(value: Any) -> bytes:
+    """Encode plain JSON values to UTF-8 bytes.
+
+    Raises:
+        TypeError: a value JSON cannot carry (names its type).
+    """
+    try:
+        return _encoder.encode(value)
+    except (TypeError, OverflowError, ValueError) as exc:
+        raise TypeError(f"value is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise TypeError("value is not JSON-serialisable: it is nested too deeply") from None
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Decode JSON text; raises MalformedMessage on invalid input."""
+    try:
+        return _decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedMessage(f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedMessage("message is nested too deeply to decode") from None
+
+
+def new_unique_id() -> str:
+    """A fresh id: 32 lower-case hex digits (a UUID4 without dashes)."""
+    return uuid.uuid4().hex
+
+
+def pack(message: Mapping[str, Any]) -> bytes:
+    """Wrap a message object in the 2.0 envelope and encode it."""
+    inner = encode_json(message).decode("utf-8")
+    return _encoder.encode({"oslo.version": ENVELOPE_VERSION, "oslo.message": inner})
+
+
+def unpack(body: bytes | str) -> dict[str, Any]:
+    """Decode a body: the 2.0 envelope, or a bare message object (legacy 1.0 form).
+
+    Raises:
+        MalformedMessage: not JSON, not an object, or an envelope of another version.
+    """
+    outer = decode_json(body)
+    if not isinstance(outer, dict):
+        raise MalformedMessage(f"message body must be a JSON object, got {type(outer).__name__}")
+    if "oslo.version" not in outer or "oslo.message" not in outer:
+        return outer
+    version = outer["oslo.version"]
+    if not isinstance(version, str) or version not in ACCEPTED_ENVELOPE_VERSIONS:
+        raise MalformedMessage(f"unsupported envelope version {version!r}")
+    inner_text = outer["oslo.message"]
+    if not isinstance(inner_text, str):
+        raise MalformedMessage("envelope member 'oslo.message' must be a string")
+    inner = decode_json(inner_text)
+    if not isinstance(inner, dict):
+        raise MalformedMessage("enveloped message must be a JSON object")
+    return inner
+
+
+def flatten_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    """``{k: v}`` -> ``{"_context_k": v}``, the way contexts travel in a message."""
+    return {CONTEXT_PREFIX + str(k): v for k, v in context.items()}
+
+
+def extract_context(message: Mapping[str, Any]) -> dict[str, Any]:
+    """Collect the ``_context_*`` members of a message, without their prefix."""
+    cut = len(CONTEXT_PREFIX)
+    return {k[cut:]: v for k, v in message.items() if k.startswith(CONTEXT_PREFIX)}
+
+
+class Request(msgspec.Struct, frozen=True):
+    """A decoded RPC request (call or cast)."""
+
+    method: str
+    args: dict[str, Any]
+    context: dict[str, Any]
+    namespace: str | None = None
+    version: str | None = None
+    msg_id: str | None = None
+    reply_q: str | None = None
+    timeout: float | None = None
+    unique_id: str | None = None
+
+    @property
+    def expects_reply(self) -> bool:
+        return self.msg_id is not None
+
+
+def build_request(
+    method: str,
+    args: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    namespace: str | None = None,
+    version: str | None = None,
+    msg_id: str | None = None,
+    reply_q: str | None = None,
+    call_monitor_timeout: float | None = None,
+) -> dict[str, Any]:
+    """The request object in oslo.messaging's member order.
+
+    ``msg_id`` marks a call: it brings ``_msg_id``, ``_reply_q`` and ``_timeout``.
+    """
+    message: dict[str, Any] = {"method": method, "args": dict(args)}
+    if namespace is not None:
+        message["namespace"] = namespace
+    if version is not None:
+        message["version"] = version
+    if msg_id is not None:
+        message["_msg_id"] = msg_id
+        message["_reply_q"] = reply_q
+        message["_timeout"] = call_monitor_timeout
+    message["_unique_id"] = new_unique_id()
+    message.update(flatten_context(context))
+    return message
+
+
+def parse_request(message: Mapping[str, Any]) -> Request:
+    """Validate a decoded request object.
+
+    Raises:
+        MalformedMessage: a required member is missing or has the wrong type.
+    """
+    method = message.get("method")
+    if not isinstance(method, str) or not method:
+        raise MalformedMessage("request has no 'method' string")
+    args = message.get("args", {})
+    if not isinstance(args, dict):
+        raise MalformedMessage("request 'args' must be an object")
+    namespace = message.get("namespace")
+    version = message.get("version")
+    if namespace is not None and not isinstance(namespace, str):
+        raise MalformedMessage("request 'namespace' must be a string")
+    if version is not None and not isinstance(version, str):
+        raise MalformedMessage("request 'version' must be a string")
+    msg_id = message.get("_msg_id")
+    reply_q = message.get("_reply_q")
+    if msg_id is not None and (not isinstance(msg_id, str) or not isinstance(reply_q, str)):
+        raise MalformedMessage("a call needs '_msg_id' and '_reply_q' strings")
+    timeout = message.get("_timeout")
+    if timeout is not None and (isinstance(timeout, bool)
+                                or not isinstance(timeout, (int, float))):
+        raise MalformedMessage("request '_timeout' must be a number or null")
+    unique_id = message.get("_unique_id")
+    return Request(
+        method=method, args=args, context=extract_context(message), namespace=namespace,
+        version=version, msg_id=msg_id, reply_q=reply_q, timeout=timeout,
+        unique_id=unique_id if isinstance(unique_id, str) else None,
+    )
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """A decoded reply: the final one (``ending``) or a call-monitor heartbeat."""
+
+    msg_id: str
+    result: Any = None
+    failure: dict[str, Any] | None = None
+    ending: bool = False
+
+    @property
+    def is_heartbeat(self) -> bool:
+        return not self.ending and self.failure is None and self.result is None
+
+
+def build_reply(msg_id: str, result: Any = None, failure: Mapping[str, Any] | None = None,
+                *, ending: bool = True) -> dict[str, Any]:
+    """The reply object; ``failure`` is sent as JSON text, as oslo.messaging expects."""
+    return {
+        "result": result,
+        "failure": encode_json(failure).decode("utf-8") if failure is not None else None,
+        "ending": ending,
+        "_msg_id": msg_id,
+        "_unique_id": new_unique_id(),
+    }
+
+
+def parse_reply(message: Mapping[str, Any]) -> Reply:
+    """Validate a decoded reply object; the failure text is decoded to a mapping."""
+    msg_id = message.get("_msg_id")
+    if not isinstance(msg_id, str):
+        raise MalformedMessage("reply has no '_msg_id' string")
+    failure = message.get("failure")
+    if isinstance(failure, str):
+        failure = decode_json(failure)
+    if failure is not None and not isinstance(failure, dict):
+        raise MalformedMessage("reply 'failure' must encode a JSON object")
+    return Reply(msg_id=msg_id, result=message.get("result"), failure=failure,
+                 ending=bool(message.get("ending", False)))
+
+
+def refusal(message: Mapping[str, Any],
+            exc: MalformedMessage) -> tuple[str, dict[str, Any]] | None:
+    """The reply telling the caller of a malformed call why, if the message says where.
+
+    Returns ``(reply_q, reply object)``, or None when the message names no ``_msg_id`` and
+    ``_reply_q`` to answer (then it is only logged).
+    """
+    msg_id, reply_q = message.get("_msg_id"), message.get("_reply_q")
+    if not (isinstance(msg_id, str) and isinstance(reply_q, str)):
+        return None
+    text = f"malformed request: {exc}"
+    failure = {"class": "MalformedMessage", "module": "relaybus.errors", "message": text,
+               "tb": [], "args": [text], "kwargs": {}}
+    return reply_q, build_reply(msg_id, failure=failure)
+
+
+class Notification(msgspec.Struct, frozen=True):
+    """A decoded notification."""
+
+    message_id: str
+    publisher_id: str | None
+    event_type: str
+    priority: str
+    payload: Any
+    timestamp: str
+    context: dict[str, Any]
+    unique_id: str | None = None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"message_id": self.message_id, "timestamp": self.timestamp}
+
+
+def format_timestamp(moment: datetime.datetime | None = None) -> str:
+    """UTC time as oslo.messaging writes it: ``YYYY-MM-DD HH:MM:SS[.ffffff]``, no zone."""
+    moment = moment or datetime.datetime.now(datetime.UTC)
+    return str(moment.astimezone(datetime.UTC).replace(tzinfo=None))
+
+
+def build_notification(
+    publisher_id: str | None,
+    event_type: str,
+    priority: str,
+    payload: Any,
+    context: Mapping[str, Any],
+    *,
+    message_id: str | None = None,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """The notification object (driver ``messagingv2``), priority upper-cased."""
+    message = {
+        "message_id": message_id or str(uuid.uuid4()),
+        "publisher_id": publisher_id,
+        "event_type": event_type,
+        "priority": priority.upper(),
+        "payload": payload,
+        "timestamp": timestamp or format_timestamp(),
+        "_unique_id": new_unique_id(),
+    }
+    message.update(flatten_context(context))
+    return message
+
+
+def parse_notification(message: Mapping[str, Any]) -> Notification:
+    """Validate a decoded notification object.
+
+    Raises:
+        MalformedMessage: a required member is missing, or the priority is unknown.
+    """
+    event_type = message.get("event_type")
+    if not isinstance(event_type, str):
+        raise MalformedMessage("notification has no 'event_type' string")
+    priority = message.get("priority")
+    if not isinstance(priority, str) or priority.lower() not in PRIORITIES:
+        raise MalformedMessage(f"notification has an unknown priority {priority!r}")
+    publisher_id = message.get("publisher_id")
+    if publisher_id is not None and not isinstance(publisher_id, str):
+        raise MalformedMessage("notification 'publisher_id' must be a string or null")
+    message_id = message.get("message_id")
+    if not isinstance(message_id, str):
+        raise MalformedMessage("notification has no 'message_id' string")
+    timestamp = message.get("timestamp")
+    unique_id = message.get("_unique_id")
+    return Notification(
+        message_id=message_id, publisher_id=publisher_id, event_type=event_type,
+        priority=priority.lower(), payload=message.get("payload"),
+        timestamp=timestamp if isinstance(timestamp, str) else "",
+        context=extract_context(message),
+        unique_id=unique_id if isinstance(unique_id, str) else None,
+    )
+
+
+class DuplicateFilter:
+    """Remembers the last ``size`` ``_unique_id`` values seen, as oslo.messaging servers do."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._order: collections.deque[str] = collections.deque()
+        self._seen: set[str] = set()
+        self._size = size
+
+    def is_duplicate(self, unique_id: str | None) -> bool:
+        """Record ``unique_id``; True when it was already among the recent ones."""
+        if unique_id is None:
+            return False
+        if unique_id in self._seen:
+            return True
+        self._order.append(unique_id)
+        self._seen.add(unique_id)
+        if len(self._order) > self._size:
+            self._seen.discard(self._order.popleft())
+        return False

@@ -1,0 +1,355 @@
+"""Notification listeners: endpoints receive notifications, one method per priority.
+
+An endpoint method ``info(self, ctxt, publisher_id, event_type, payload, metadata)`` gets
+INFO notifications (likewise ``audit``, ``debug``, ``warn`` (or ``warning``), ``error``,
+``critical``, ``sample``); ``metadata`` holds ``message_id`` and ``timestamp``. An optional
+``filter_rule = NotificationFilter(...)`` on the endpoint narrows what it gets.
+
+Listeners in the same ``pool`` share the notifications (each goes to one of them); every
+pool gets every notification; listeners without a pool share one default pool. A
+notification is acknowledged after its handlers return; a handler returning
+``NotificationResult.REQUEUE`` gives it back for another delivery. A handler that raises
+is logged and the notification acknowledged: one bad message never loops forever.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import inspect
+import logging
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from relaybus import telemetry
+from relaybus.conversion import convert
+from relaybus.errors import InvalidTarget
+from relaybus.lifecycle import Consuming
+from relaybus.message import PRIORITIES, Notification, build_notification
+from relaybus.notify.filters import NotificationFilter
+from relaybus.serializer import JsonPayloadSerializer, Serializer
+from relaybus.target import Target
+from relaybus.transport.base import Driver, IncomingNotification, Subscription
+
+LOG = logging.getLogger(__name__)
+MAX_RETRY_BACKOFF = 30.0
+
+
+class NotificationResult(enum.StrEnum):
+    """What a handler returns: HANDLED (the default, also for None) or REQUEUE."""
+
+    HANDLED = "handled"
+    REQUEUE = "requeue"
+
+
+def _method_for(endpoint: object, priority: str) -> Callable[..., Any] | None:
+    names = (priority, "warning") if priority == "warn" else (priority,)
+    for name in names:
+        method = getattr(endpoint, name, None)
+        if callable(method):
+            return method
+    return None
+
+
+def _payload_type(method: Callable[..., Any]) -> Any:
+    """The annotation of a handler's ``payload`` parameter, or None when untyped."""
+    try:
+        hints = typing.get_type_hints(method)
+        params = list(inspect.signature(method).parameters)
+    except Exception:  # noqa: BLE001 - unresolvable hints: the handler stays untyped
+        return None
+    name = params[3] if len(params) > 3 else "payload"
+    return hints.get(name)
+
+
+class _Handler:
+    """One endpoint method for one priority, with its filter and payload type."""
+
+    __slots__ = ("method", "rule", "payload_type")
+
+    def __init__(self, method: Callable[..., Any], rule: NotificationFilter | None) -> None:
+        self.method = method
+        self.rule = rule
+        self.payload_type = _payload_type(method)
+
+    def payload(self, payload: Any) -> Any:
+        """The payload converted to the handler's declared type (if any)."""
+        return payload if self.payload_type is None else convert(payload, self.payload_type)
+
+
+def _ids(notification: Notification) -> dict[str, Any]:
+    """The ids a log line about a notification carries (see relaybus.cli.logs)."""
+    return {"message_id": notification.message_id, "event_type": notification.event_type}
+
+
+def _check_targets(targets: Sequence[Target]) -> list[Target]:
+    if isinstance(targets, Target) or not isinstance(targets, Sequence) or not targets:
+        raise InvalidTarget("a listener needs a non-empty list of Targets")
+    for target in targets:
+        if not isinstance(target, Target) or target.topic is None:
+            raise InvalidTarget(f"listener target {target!r} needs a topic")
+    return list(targets)
+
+
+class _ListenerBase(Consuming):
+    """What plain and batch listeners share: targets, endpoints by priority, the pool."""
+
+    def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
+                 *, pool: str | None, serializer: Serializer | None, allow_requeue: bool,
+                 max_concurrency: int, threads: int, drain_timeout: float) -> None:
+        self.targets = _check_targets(targets)
+        if isinstance(endpoints, (str, bytes)) or not isinstance(endpoints, Sequence) \
+                or not endpoints:
+            raise ValueError("a listener needs a non-empty list of endpoints")
+        if pool is not None and (not isinstance(pool, str) or not pool or " " in pool):
+            raise ValueError(f"pool must be a non-empty name without spaces, got {pool!r}")
+        self.pool = pool
+        self._handlers: dict[str, list[_Handler]] = {}
+        for priority in PRIORITIES:
+            for endpoint in endpoints:
+                method = _method_for(endpoint, priority)
+                if method is not None:
+                    rule = getattr(endpoint, "filter_rule", None)
+                    if rule is not None and not isinstance(rule, NotificationFilter):
+                        raise TypeError(f"{endpoint!r}.filter_rule must be a NotificationFilter")
+                    self._handlers.setdefault(priority, []).append(_Handler(method, rule))
+        if not self._handlers:
+            raise ValueError("no endpoint has a method for any priority "
+                             f"({', '.join(PRIORITIES)})")
+        super().__init__(f"relaybus.listener[{pool or 'default'}]",
+                         max_concurrency=max_concurrency, threads=threads,
+                         drain_timeout=drain_timeout)
+        self._driver = driver
+        self._serializer = serializer or JsonPayloadSerializer()
+        self._allow_requeue = allow_requeue
+
+    @property
+    def priorities(self) -> list[str]:
+        """The priorities some endpoint handles (the only ones consumed)."""
+        return list(self._handlers)
+
+    async def _subscribe(self) -> Subscription:
+        pairs = [(t, p) for t in self.targets for p in self._handlers]
+        return await self._driver.listen_for_notifications(pairs, self.pool, self._on_message)
+
+    @abc.abstractmethod
+    async def _on_message(self, incoming: IncomingNotification) -> None:
+        """Take one delivered notification (each listener kind hands it on its own way)."""
+
+    def _decode(self, incoming: IncomingNotification) -> tuple[Any, Any]:
+        notification = incoming.notification
+        # oslo.messaging listeners see client_timeout too (always None for notifications)
+        ctxt = self._serializer.deserialize_context({**notification.context,
+                                                     "client_timeout": None})
+        return ctxt, self._serializer.deserialize_entity(ctxt, notification.payload)
+
+    async def _settle(self, incomings: Sequence[IncomingNotification], requeue: bool) -> None:
+        for incoming in incomings:
+            if requeue and self._allow_requeue:
+                await incoming.requeue()
+            else:
+                await incoming.acknowledge()
+
+
+class NotificationListener(_ListenerBase):
+    """Delivers each notification to the endpoints that handle its priority.
+
+    Args:
+        driver: the bus's transport.
+        targets: the topics (and exchanges) to listen on.
+        endpoints: objects with one method per priority they want.
+        pool: the pool this listener shares notifications with (None: the default pool).
+        serializer: converts payloads and contexts.
+        allow_requeue: honour ``NotificationResult.REQUEUE`` (else acknowledge anyway).
+        retries: how many more times a handler that raised is run again, in this process,
+            with exponential backoff starting at ``retry_backoff`` seconds (capped at
+            ``MAX_RETRY_BACKOFF``); 0 (the default) runs it once.
+        dead_letter_topic: where a notification goes once a handler still fails after its
+            retries: re-sent there with the same message_id, and the reason in its context
+            (``relaybus_dead_letter``: handler, error, attempts, topic). None: log and drop.
+        max_concurrency, threads, drain_timeout: as for :class:`~relaybus.rpc.RPCServer`.
+    """
+
+    def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
+                 *, pool: str | None = None, serializer: Serializer | None = None,
+                 allow_requeue: bool = True, retries: int = 0, retry_backoff: float = 0.5,
+                 dead_letter_topic: str | None = None, max_concurrency: int = 64,
+                 threads: int = 16, drain_timeout: float = 30.0) -> None:
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
+        if retry_backoff < 0:
+            raise ValueError(f"retry_backoff must be >= 0 seconds, got {retry_backoff!r}")
+        if dead_letter_topic is not None:
+            Target(topic=dead_letter_topic)  # validates the name
+        super().__init__(driver, targets, endpoints, pool=pool, serializer=serializer,
+                         allow_requeue=allow_requeue, max_concurrency=max_concurrency,
+                         threads=threads, drain_timeout=drain_timeout)
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self.dead_letter_topic = dead_letter_topic
+
+    async def _on_message(self, incoming: IncomingNotification) -> None:
+        await self.executor.submit(lambda: self._handle(incoming))
+
+    async def _handle(self, incoming: IncomingNotification) -> None:
+        n = incoming.notification
+        with telemetry.receiving_notification(n.event_type, n.priority, n.context) as outcome:
+            requeue = await self._deliver(incoming)
+            outcome["outcome"] = "requeued" if requeue and self._allow_requeue else "handled"
+        await self._settle([incoming], requeue)
+
+    async def _deliver(self, incoming: IncomingNotification) -> bool:
+        """Run the handlers of one notification; True when one asked for a requeue."""
+        n = incoming.notification
+        requeue = False
+        try:
+            ctxt, payload = self._decode(incoming)
+            metadata = n.metadata
+            for handler in self._handlers.get(n.priority, ()):
+                if handler.rule is not None and not handler.rule.match(
+                        ctxt, n.publisher_id, n.event_type, metadata, payload):
+                    continue
+                name = str(getattr(handler.method, "__qualname__", handler.method))
+                try:
+                    typed_payload = handler.payload(payload)
+                except (msgspec.ValidationError, ValueError, TypeError) as exc:
+                    LOG.warning("notification %s (%s) does not fit the payload type of %s: %s",
+                                n.message_id, n.event_type, name, exc, extra=_ids(n))
+                    continue
+                try:
+                    result = await self._run_with_retries(
+                        handler, name, n, ctxt, typed_payload, metadata)
+                except Exception as exc:  # noqa: BLE001 - out of retries: dead-letter or drop
+                    LOG.error("notification handler %s failed on %s (%s) after %d attempt(s): "
+                              "%s: %s", name, n.event_type, n.message_id, self.retries + 1,
+                              type(exc).__name__, exc, extra=_ids(n))
+                    await self._dead_letter(incoming, name, exc)
+                    continue
+                requeue = requeue or result == NotificationResult.REQUEUE
+        except asyncio.CancelledError:
+            await incoming.requeue()
+            raise
+        except Exception:  # noqa: BLE001 - a bad payload must not stop the listener
+            LOG.exception("cannot handle notification %s", n.message_id, extra=_ids(n))
+        return requeue
+
+    async def _run_with_retries(self, handler: _Handler, name: str, n: Notification, ctxt: Any,
+                                payload: Any, metadata: dict[str, Any]) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return await self.executor.run(handler.method, ctxt, n.publisher_id,
+                                               n.event_type, payload, metadata)
+            except Exception as exc:
+                if attempt == self.retries:
+                    raise
+                delay = min(self.retry_backoff * 2 ** attempt, MAX_RETRY_BACKOFF)
+                LOG.warning("notification handler %s failed on %s (%s), attempt %d of %d: "
+                            "%s: %s; retrying in %.2f s", name, n.event_type, n.message_id,
+                            attempt + 1, self.retries + 1, type(exc).__name__, exc, delay,
+                            extra=_ids(n))
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _dead_letter(self, incoming: IncomingNotification, handler: str,
+                           exc: Exception) -> None:
+        if self.dead_letter_topic is None:
+            return
+        n = incoming.notification
+        context = dict(n.context)
+        context["relaybus_dead_letter"] = {
+            "handler": handler, "error": f"{type(exc).__name__}: {exc}",
+            "attempts": self.retries + 1, "topic": ",".join(t.topic or "" for t in self.targets),
+            "pool": self.pool}
+        message = build_notification(n.publisher_id, n.event_type, n.priority, n.payload,
+                                     context, message_id=n.message_id, timestamp=n.timestamp)
+        try:
+            await self._driver.send_notification(Target(topic=self.dead_letter_topic), message,
+                                                 n.priority)
+        except Exception:  # noqa: BLE001 - the original is still acknowledged; say so loudly
+            LOG.exception("could not dead-letter notification %s to %s", n.message_id,
+                          self.dead_letter_topic, extra=_ids(n))
+
+
+class BatchNotificationListener(_ListenerBase):
+    """Delivers notifications in batches: ``info(self, messages)`` gets a list.
+
+    Each message is a dict with ``ctxt``, ``publisher_id``, ``event_type``, ``payload``,
+    ``metadata`` and ``priority``. A batch is handed over when ``batch_size`` messages
+    wait, or ``batch_timeout`` seconds after its first one arrived; each endpoint gets
+    the messages of its priority that pass its filter. ``REQUEUE`` requeues the batch.
+    """
+
+    def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
+                 *, batch_size: int, batch_timeout: float | None = None,
+                 pool: str | None = None, serializer: Serializer | None = None,
+                 allow_requeue: bool = True, max_concurrency: int = 8, threads: int = 4,
+                 drain_timeout: float = 30.0) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        if batch_timeout is not None and batch_timeout <= 0:
+            raise ValueError(f"batch_timeout must be a positive number, got {batch_timeout!r}")
+        super().__init__(driver, targets, endpoints, pool=pool, serializer=serializer,
+                         allow_requeue=allow_requeue, max_concurrency=max_concurrency,
+                         threads=threads, drain_timeout=drain_timeout)
+        self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
+        self._batch: list[IncomingNotification] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def _on_message(self, incoming: IncomingNotification) -> None:
+        self._batch.append(incoming)
+        if len(self._batch) >= self.batch_size:
+            await self._flush()
+        elif self._timer is None and self.batch_timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.batch_timeout,
+                                          lambda: loop.create_task(self._flush()))
+
+    async def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._batch = self._batch, []
+        if batch and self._executor is not None:
+            await self._executor.submit(lambda: self._handle(batch))
+
+    async def _before_drain(self) -> None:
+        await self._flush()
+
+    async def _handle(self, batch: list[IncomingNotification]) -> None:
+        requeue = False
+        try:
+            by_priority: dict[str, list[dict[str, Any]]] = {}
+            for incoming in batch:
+                n = incoming.notification
+                try:
+                    ctxt, payload = self._decode(incoming)
+                except Exception:  # noqa: BLE001 - one bad payload must not sink the batch
+                    LOG.exception("cannot decode notification %s", n.message_id)
+                    continue
+                by_priority.setdefault(n.priority, []).append({
+                    "ctxt": ctxt, "publisher_id": n.publisher_id, "event_type": n.event_type,
+                    "payload": payload, "metadata": n.metadata, "priority": n.priority})
+            for priority, messages in by_priority.items():
+                for handler in self._handlers.get(priority, ()):
+                    rule = handler.rule
+                    chosen = [m for m in messages if rule is None or rule.match(
+                        m["ctxt"], m["publisher_id"], m["event_type"], m["metadata"],
+                        m["payload"])]
+                    if not chosen:
+                        continue
+                    try:
+                        result = await self.executor.run(handler.method, chosen)
+                    except Exception:  # noqa: BLE001 - logged; the batch is not retried
+                        LOG.exception("batch handler %s failed",
+                                      getattr(handler.method, "__qualname__", handler.method))
+                        continue
+                    requeue = requeue or result == NotificationResult.REQUEUE
+        except asyncio.CancelledError:
+            await self._settle(batch, True)
+            raise
+        await self._settle(batch, requeue)

@@ -1,0 +1,111 @@
+"""Choosing the endpoint method that serves a request (no I/O).
+
+An endpoint may declare ``target = Target(namespace=..., version=...)`` (default: no
+namespace, version ``1.0``). A request is served by the first endpoint, in the order
+given, with the same namespace, a compatible version (same major, minor at least the
+requested one) and a method of that name the access policy exposes. If some endpoint
+matched namespace and version but none had the method: :class:`NoSuchMethod`; if none
+matched at all: :class:`UnsupportedVersion`. These are oslo.messaging's rules.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from relaybus.errors import InvalidTarget, NoSuchMethod, UnsupportedVersion
+from relaybus.target import Target, parse_version, version_is_compatible
+
+DEFAULT_VERSION = "1.0"
+_EXPOSED = "__relaybus_exposed__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def expose(func: F) -> F:
+    """Mark an endpoint method as callable under :class:`ExplicitRPCAccessPolicy`."""
+    setattr(func, _EXPOSED, True)
+    return func
+
+
+class RPCAccessPolicy(abc.ABC):
+    """Decides which endpoint methods remote callers may invoke."""
+
+    @abc.abstractmethod
+    def is_allowed(self, endpoint: object, name: str, method: Callable[..., Any]) -> bool:
+        """Whether ``endpoint.name`` may be called remotely."""
+
+
+class DefaultRPCAccessPolicy(RPCAccessPolicy):
+    """Every public method: names starting with ``_`` are never callable."""
+
+    def is_allowed(self, endpoint: object, name: str, method: Callable[..., Any]) -> bool:
+        return not name.startswith("_")
+
+
+class ExplicitRPCAccessPolicy(DefaultRPCAccessPolicy):
+    """Only public methods decorated with :func:`expose`."""
+
+    def is_allowed(self, endpoint: object, name: str, method: Callable[..., Any]) -> bool:
+        return super().is_allowed(endpoint, name, method) and getattr(method, _EXPOSED, False)
+
+
+class _Endpoint:
+    __slots__ = ("obj", "namespace", "version")
+
+    def __init__(self, obj: object) -> None:
+        target = getattr(obj, "target", None)
+        if target is not None and not isinstance(target, Target):
+            raise InvalidTarget(f"endpoint {obj!r} has a 'target' that is not a relaybus.Target")
+        self.obj = obj
+        self.namespace = target.namespace if target is not None else None
+        self.version = (target.version if target is not None else None) or DEFAULT_VERSION
+
+
+class RPCDispatcher:
+    """Resolves ``(method, namespace, version)`` to a bound endpoint method."""
+
+    def __init__(self, endpoints: Sequence[object],
+                 access_policy: RPCAccessPolicy | None = None) -> None:
+        if isinstance(endpoints, (str, bytes)) or not isinstance(endpoints, Sequence):
+            raise TypeError("endpoints must be a list of endpoint objects")
+        if not endpoints:
+            raise ValueError("an RPC server needs at least one endpoint")
+        self._endpoints = [_Endpoint(e) for e in endpoints]
+        self._policy = access_policy or DefaultRPCAccessPolicy()
+        self._cache: dict[tuple[str, str | None, str | None], Callable[..., Any]] = {}
+
+    def resolve(self, method: str, namespace: str | None = None,
+                version: str | None = None) -> Callable[..., Any]:
+        """The method that serves the request.
+
+        Raises:
+            NoSuchMethod: an endpoint matched namespace and version, none had the method.
+            UnsupportedVersion: no endpoint serves that namespace and version.
+        """
+        key = (method, namespace, version)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        requested = version or DEFAULT_VERSION
+        try:
+            parse_version(requested)
+        except InvalidTarget:
+            raise UnsupportedVersion(version, method) from None
+        matched = False
+        for endpoint in self._endpoints:
+            if endpoint.namespace != namespace:
+                continue
+            if not version_is_compatible(endpoint.version, requested):
+                continue
+            matched = True
+            candidate = getattr(endpoint.obj, method, None)
+            if callable(candidate) and not isinstance(candidate, type) \
+                    and self._policy.is_allowed(endpoint.obj, method, candidate):
+                if len(self._cache) < 4096:
+                    self._cache[key] = candidate
+                return candidate
+        if matched:
+            raise NoSuchMethod(method)
+        raise UnsupportedVersion(version, method)

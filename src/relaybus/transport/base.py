@@ -1,0 +1,179 @@
+"""The driver interface: what every transport must do, stated as semantics.
+
+A driver moves encoded messages between processes. It knows targets, queues and
+replies; it knows nothing of endpoints, dispatch, versions or serializers, which live once
+in :mod:`relaybus.rpc` and :mod:`relaybus.notify` above it.
+
+Semantics every driver guarantees:
+
+* **Addressing.** A request to ``Target(topic=T)`` reaches exactly one of the servers
+  listening on T (round-robin); to ``Target(topic=T, server=S)`` only the servers named S
+  on T; a fanout request (``fanout=True``) every server on T once. Notifications to
+  ``(target, priority)`` reach one listener of every pool (listeners without a pool form
+  one default pool), and wait in the broker while no listener runs, where it can keep them.
+* **Undeliverable.** A request that no listener can take fails at once with
+  :class:`~relaybus.errors.MessageUndeliverable`, before any timeout.
+* **Replies.** :meth:`Driver.send` with ``wait_for_reply`` returns the final reply for that
+  request only, or raises :class:`~relaybus.errors.MessagingTimeout` when ``timeout``
+  passes, or when ``call_monitor_timeout`` passes without a heartbeat. A cancelled send
+  leaves nothing pending behind. Late replies are dropped.
+* **Encoding.** Every message is encoded before it leaves the caller (so ``TypeError`` for
+  unencodable values and :class:`~relaybus.errors.MessageTooLarge` happen at the caller,
+  before anything is sent) and decoded at the receiver; a malformed message is logged once
+  and dropped (or dead-lettered), never passed on and never fatal to the listener.
+* **Handlers.** Handlers are awaited one message at a time per subscription; they are
+  expected to hand work off quickly. A subscription's ``stop()`` stops new deliveries and
+  returns once every message already taken from the broker has been handed to the
+  handler; nothing taken is dropped.
+* **Notifications are at-least-once**: a notification leaves the broker only once its
+  handler called ``acknowledge()``; ``requeue()`` gives it back for another delivery.
+* **close()** is idempotent; after it, sends raise
+  :class:`~relaybus.errors.TransportError` and no handler is called again.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from relaybus.errors import MessageTooLarge, TransportError
+from relaybus.message import Notification, Reply, Request
+from relaybus.target import Target
+from relaybus.url import TransportURL
+
+DEFAULT_CONTROL_EXCHANGE = "openstack"
+DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+
+
+class IncomingRequest(abc.ABC):
+    """A request a server received; answer a call with exactly one :meth:`reply`."""
+
+    request: Request
+
+    @abc.abstractmethod
+    async def reply(self, result: Any = None, failure: dict[str, Any] | None = None) -> None:
+        """Send the final reply of a call (no-op for a cast). ``failure`` is a failure dict."""
+
+    @abc.abstractmethod
+    async def heartbeat(self) -> None:
+        """Tell the caller the call is still running (call-monitor heartbeat)."""
+
+
+class IncomingNotification(abc.ABC):
+    """A notification a listener received; settle it with acknowledge() or requeue()."""
+
+    notification: Notification
+
+    @abc.abstractmethod
+    async def acknowledge(self) -> None:
+        """The notification is handled: remove it from the broker."""
+
+    @abc.abstractmethod
+    async def requeue(self) -> None:
+        """Give the notification back to the broker for another delivery."""
+
+
+RequestHandler = Callable[[IncomingRequest], Awaitable[None]]
+NotificationHandler = Callable[[IncomingNotification], Awaitable[None]]
+TapHandler = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+class Subscription(abc.ABC):
+    """A running consumer created by :meth:`Driver.listen` or ``listen_for_notifications``."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop new deliveries; hand everything already received to the handler; idempotent."""
+
+
+class Driver(abc.ABC):
+    """A transport. One instance per bus; it owns the connection(s) to its broker.
+
+    Args:
+        url: the parsed transport URL.
+        control_exchange: the exchange used when a Target names none.
+        max_message_size: the largest encoded message, in bytes, that may be sent.
+        options: driver-specific options (from the URL query and ``connect(**options)``);
+            a driver rejects the ones it does not know with ``InvalidTransportURL``.
+    """
+
+    def __init__(
+        self,
+        url: TransportURL,
+        *,
+        control_exchange: str = DEFAULT_CONTROL_EXCHANGE,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        **options: Any,
+    ) -> None:
+        self.url = url
+        self.control_exchange = control_exchange
+        self.max_message_size = max_message_size
+        self.options = options
+
+    def exchange_for(self, target: Target) -> str:
+        """The exchange a target's messages go through."""
+        return target.exchange or self.control_exchange
+
+    def check_size(self, body: bytes) -> bytes:
+        """Return ``body``, or raise MessageTooLarge when it is over max_message_size."""
+        if len(body) > self.max_message_size:
+            raise MessageTooLarge(len(body), self.max_message_size)
+        return body
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Reach the broker. Raises ConnectionFailure / AuthenticationFailure."""
+
+    @abc.abstractmethod
+    async def send(
+        self,
+        target: Target,
+        request: Request,
+        *,
+        wait_for_reply: bool,
+        timeout: float | None = None,
+        call_monitor_timeout: float | None = None,
+    ) -> Reply | None:
+        """Send a request; with ``wait_for_reply`` return its final reply.
+
+        Raises:
+            MessageUndeliverable: nobody listens on the target.
+            MessagingTimeout: no final reply (or no heartbeat) in time.
+            MessageTooLarge, TypeError: the request cannot be encoded or is too large.
+        """
+
+    @abc.abstractmethod
+    async def listen(self, target: Target, handler: RequestHandler) -> Subscription:
+        """Consume requests for ``target`` (its topic, topic.server and fanout)."""
+
+    @abc.abstractmethod
+    async def send_notification(
+        self, target: Target, message: dict[str, Any], priority: str
+    ) -> None:
+        """Publish a notification object (see :func:`relaybus.message.build_notification`)."""
+
+    @abc.abstractmethod
+    async def listen_for_notifications(
+        self,
+        targets_and_priorities: Sequence[tuple[Target, str]],
+        pool: str | None,
+        handler: NotificationHandler,
+    ) -> Subscription:
+        """Consume notifications of those topics and priorities, as a member of ``pool``."""
+
+    async def tap(self, target: Target, handler: TapHandler) -> Subscription:
+        """Watch the requests and notifications of ``target.topic`` without taking them.
+
+        ``handler(exchange, routing_key, message)`` gets a decoded copy of every request
+        sent to the topic (any server, a named server, fanout) and every notification of
+        that notification topic; consumers get their messages as if no tap were there.
+
+        Raises:
+            TransportError: the transport cannot tap (the default).
+        """
+        raise TransportError(f"the {self.url.scheme} transport cannot tap messages")
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release every connection and task; idempotent."""

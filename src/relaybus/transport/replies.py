@@ -1,0 +1,123 @@
+"""Matching replies to waiting calls, for drivers that use one reply queue per bus.
+
+Every call registers its ``_msg_id``; the driver's reply consumer hands each reply to
+:meth:`PendingReplies.deliver`. A waiting call ends on its final reply, or with
+MessagingTimeout when its timeout passes or when a call-monitor interval passes without a
+heartbeat. Whatever ends the wait (reply, timeout, cancellation) removes the entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from relaybus.errors import MessagingTimeout, TransportError
+from relaybus.message import Reply
+
+LOG = logging.getLogger(__name__)
+
+
+class _Pending:
+    __slots__ = ("future", "heartbeat")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[Reply] = loop.create_future()
+        self.heartbeat: asyncio.Event | None = None
+
+
+class PendingReplies:
+    """The calls of one bus that wait for a reply, by ``_msg_id``."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def register(self, msg_id: str) -> None:
+        """Start waiting for ``msg_id``; call before the request is published."""
+        self._pending[msg_id] = _Pending(asyncio.get_running_loop())
+
+    def discard(self, msg_id: str) -> None:
+        """Stop waiting for ``msg_id`` (the send failed or was cancelled)."""
+        self._pending.pop(msg_id, None)
+
+    def deliver(self, reply: Reply) -> None:
+        """Hand a received reply to its waiting call; replies nobody waits for are dropped."""
+        pending = self._pending.get(reply.msg_id)
+        if pending is None:
+            LOG.debug("dropping reply for %s: no call is waiting for it", reply.msg_id)
+            return
+        if reply.is_heartbeat:
+            if pending.heartbeat is not None:
+                pending.heartbeat.set()
+        elif not pending.future.done():
+            # Old servers sent the outcome first (ending false), then a bare ending:
+            # the first message that is not a heartbeat decides.
+            pending.future.set_result(reply)
+
+    def fail(self, msg_id: str, exc: BaseException) -> None:
+        """End one waiting call with ``exc`` (its request came back undeliverable...)."""
+        pending = self._pending.get(msg_id)
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(exc)
+
+    def fail_all(self, exc: BaseException) -> None:
+        """End every waiting call with ``exc`` (the connection is gone for good)."""
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+        self._pending.clear()
+
+    async def wait(self, msg_id: str, timeout: float | None,
+                   call_monitor_timeout: float | None = None) -> Reply:
+        """Wait for the final reply of ``msg_id``.
+
+        Raises:
+            MessagingTimeout: ``timeout`` passed, or ``call_monitor_timeout`` passed with
+                no heartbeat from the server.
+        """
+        pending = self._pending.get(msg_id)
+        if pending is None:
+            raise TransportError(f"no call registered for {msg_id}")
+        try:
+            if not call_monitor_timeout:
+                try:
+                    async with asyncio.timeout(timeout):
+                        return await pending.future
+                except TimeoutError:
+                    raise MessagingTimeout(
+                        f"Timed out after {timeout} s waiting for a reply to {msg_id}"
+                    ) from None
+            return await self._wait_monitored(msg_id, pending, timeout, call_monitor_timeout)
+        finally:
+            self._pending.pop(msg_id, None)
+
+    async def _wait_monitored(self, msg_id: str, pending: _Pending, timeout: float | None,
+                              call_monitor_timeout: float) -> Reply:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        pending.heartbeat = asyncio.Event()
+        while True:
+            wait_for = call_monitor_timeout
+            if deadline is not None:
+                wait_for = min(wait_for, deadline - loop.time())
+            pending.heartbeat.clear()
+            heartbeat = asyncio.ensure_future(pending.heartbeat.wait())
+            try:
+                waiting: set[asyncio.Future[Any]] = {pending.future, heartbeat}
+                done, _ = await asyncio.wait(waiting, timeout=max(wait_for, 0),
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                heartbeat.cancel()
+            if pending.future in done:
+                return pending.future.result()
+            if deadline is not None and loop.time() >= deadline:
+                raise MessagingTimeout(f"Timed out after {timeout} s waiting for a reply "
+                                       f"to {msg_id}")
+            if heartbeat not in done:
+                raise MessagingTimeout(
+                    f"No heartbeat for {call_monitor_timeout} s from the server handling "
+                    f"{msg_id}: it is presumed dead"
+                )
