@@ -1,0 +1,383 @@
+"""The ``rabbit://`` transport: relaybus on RabbitMQ, wire-compatible with oslo.messaging.
+
+It puts on the broker exactly what oslo.messaging's rabbit driver does (exchanges, queue
+names and declare arguments, message properties, the ``oslo.version`` envelope, replies,
+heartbeats, notifications; see OSLO-RABBIT-WIRE.md), so relaybus and oslo.messaging
+services call each other and share notifications without noticing.
+
+One connection per bus (:mod:`.connector` keeps it, and brings it back), a few publishing
+channels (:mod:`.publisher`), one channel per consumer (:mod:`.subscriptions`), and one
+reply queue per bus whose replies are matched to calls by ``_msg_id``. Where relaybus
+differs from oslo.messaging it is to keep its driver contract: requests are published
+``mandatory`` so a request nobody can take fails at once with MessageUndeliverable, casts
+and notifications wait for publisher confirms, and a server's idle topic queues are deleted
+when it stops (``keep_rpc_queues=1`` keeps them, as oslo does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from relaybus.drivers.rabbit.amqp import AMQPError, Returned, codec
+from relaybus.drivers.rabbit.connector import Connector
+from relaybus.drivers.rabbit.consumer import QueueConsumer
+from relaybus.drivers.rabbit.errors import is_connection_error, translate
+from relaybus.drivers.rabbit.options import RabbitOptions, connect_params
+from relaybus.drivers.rabbit.publisher import DIRECT, FANOUT, Publisher, returned_member
+from relaybus.drivers.rabbit.subscriptions import (
+    NotificationConsumer,
+    ReplyConsumer,
+    RPCServerConsumer,
+    TapConsumer,
+)
+from relaybus.drivers.rabbit.topology import DEFAULT_EXCHANGE, QueueSpec, Topology, rpc_route
+from relaybus.errors import (
+    MessageUndeliverable,
+    MessagingError,
+    MessagingTimeout,
+    TransportError,
+)
+from relaybus.message import Reply, Request, build_request, new_unique_id, pack
+from relaybus.target import Target
+from relaybus.transport.base import (
+    Driver,
+    NotificationHandler,
+    RequestHandler,
+    Subscription,
+    TapHandler,
+)
+from relaybus.transport.replies import PendingReplies
+from relaybus.url import TransportURL
+
+LOG = logging.getLogger(__name__)
+
+PLAIN_PROPERTIES = codec.message_properties()
+
+
+class RabbitDriver(Driver):
+    """RabbitMQ transport; see the module docstring and :class:`RabbitOptions`."""
+
+    def __init__(self, url: TransportURL, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.rabbit_options = RabbitOptions.parse(url.masked(), self.options)
+        self._topology = Topology(self.rabbit_options)
+        #: the connection's name at the broker (``rabbitmqctl list_connections client_properties``)
+        self.connection_name = f"relaybus:{os.getpid()}:{uuid.uuid4()}"
+        self._hosts = connect_params(url, self.rabbit_options, self.connection_name)
+        self._connector: Connector | None = None
+        self._publisher: Publisher | None = None
+        self._replies = PendingReplies()
+        self._calls: dict[str, Target] = {}
+        self._reply_consumer: ReplyConsumer | None = None
+        self._reply_starting: asyncio.Future[ReplyConsumer] | None = None
+        self._subscriptions: set[QueueConsumer] = set()
+        self._call_properties: dict[float | None, bytes] = {}
+        ttl = self.rabbit_options.rpc_message_ttl
+        self._cast_properties = codec.message_properties(
+            expiration=str(math.ceil(ttl * 1000)) if ttl else None)
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect to the first host of the URL that answers.
+
+        Raises:
+            AuthenticationFailure: wrong credentials, or a virtual host that does not exist.
+            ConnectionFailure: no host answered.
+        """
+        options = self.rabbit_options
+        connector = Connector(self._hosts, reconnect_delay=options.reconnect_delay,
+                              reconnect_delay_max=options.reconnect_delay_max)
+        await connector.start()
+        connector.on_fatal(self._give_up)
+        self._connector = connector
+        self._publisher = Publisher(connector, confirms=options.publisher_confirms,
+                                    on_returned_call=self._on_returned_call)
+
+    def _live(self) -> tuple[Connector, Publisher]:
+        if self._closed or self._connector is None or self._publisher is None:
+            raise TransportError("the rabbit transport is closed" if self._closed
+                                 else "the rabbit transport is not connected")
+        return self._connector, self._publisher
+
+    def _give_up(self, exc: MessagingError) -> None:
+        self._replies.fail_all(exc)
+
+    async def close(self) -> None:
+        """Stop every consumer at once, fail waiting calls, close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            await subscription.kill()
+        self._subscriptions.clear()
+        if self._reply_consumer is not None:
+            await self._reply_consumer.kill()
+        self._replies.fail_all(TransportError("the transport was closed"))
+        if self._publisher is not None:
+            await self._publisher.close()
+        if self._connector is not None:
+            await self._connector.close()
+
+    # -- RPC: sending ------------------------------------------------------------------
+
+    async def send(self, target: Target, request: Request, *, wait_for_reply: bool,
+                   timeout: float | None = None,
+                   call_monitor_timeout: float | None = None) -> Reply | None:
+        _, publisher = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "the target has no topic")
+        exchange = self.exchange_for(target)
+        if not wait_for_reply:
+            await self._cast(publisher, target, request, exchange)
+            return None
+        return await self._call(publisher, target, request, exchange, timeout,
+                                call_monitor_timeout)
+
+    async def _cast(self, publisher: Publisher, target: Target, request: Request,
+                    exchange: str) -> None:
+        message = build_request(request.method, request.args, request.context,
+                                namespace=request.namespace, version=request.version)
+        body = self.check_size(pack(message))
+        assert target.topic is not None
+        send_timeout = self.rabbit_options.send_timeout
+        if target.fanout:
+            fanout = self._topology.fanout_exchange(target.topic)
+            await publisher.declare_exchange(fanout, send_timeout)
+            kind, (exchange, key) = FANOUT, (fanout.name, "")
+        else:
+            await publisher.ensure_exchange(self._topology.control_exchange(exchange),
+                                            send_timeout)
+            kind, (exchange, key) = "confirm", rpc_route(exchange, target.topic,
+                                                          target.server, False)
+        await publisher.publish_confirmed(exchange, key, body, self._cast_properties,
+                                          mandatory=True, unique_id=message["_unique_id"],
+                                          target=target, timeout=send_timeout, kind=kind)
+
+    async def _call(self, publisher: Publisher, target: Target, request: Request,
+                    exchange: str, timeout: float | None,
+                    call_monitor_timeout: float | None) -> Reply:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        assert target.topic is not None
+        reply_queue = self._reply_consumer.name if self._reply_consumer is not None \
+            else await self._start_replies(timeout)
+        msg_id = new_unique_id()
+        body = self.check_size(pack(build_request(
+            request.method, request.args, request.context, namespace=request.namespace,
+            version=request.version, msg_id=msg_id, reply_q=reply_queue,
+            call_monitor_timeout=call_monitor_timeout)))
+        spec = self._topology.control_exchange(exchange)
+        if not publisher.is_declared(spec):
+            await self._within(deadline, publisher.ensure_exchange(spec, _left(deadline)))
+        exchange, key = rpc_route(exchange, target.topic, target.server, False)
+        properties = self._properties_for_call(timeout)
+        replies = self._replies
+        replies.register(msg_id)
+        self._calls[msg_id] = target
+        try:
+            while True:
+                channel = publisher.channel_now(DIRECT) or await self._within(
+                    deadline, publisher.channel(DIRECT, _left(deadline)))
+                try:
+                    channel.publish(exchange, key, body, properties, mandatory=True)
+                    break
+                except AMQPError as exc:
+                    if not is_connection_error(exc):
+                        raise translate(exc, "publishing a call") from exc
+            return await replies.wait(msg_id, _left(deadline), call_monitor_timeout)
+        finally:
+            replies.discard(msg_id)
+            self._calls.pop(msg_id, None)
+
+    @staticmethod
+    async def _within(deadline: float | None, step: Any) -> Any:
+        """Await a step of a call; its waiting for a connection ends at the call's deadline."""
+        try:
+            return await step
+        except MessagingError as exc:
+            if deadline is not None and asyncio.get_running_loop().time() >= deadline - 0.01:
+                raise MessagingTimeout(f"no connection to RabbitMQ within the call's timeout "
+                                       f"({exc})") from exc
+            raise
+
+    def _properties_for_call(self, timeout: float | None) -> bytes:
+        properties = self._call_properties.get(timeout)
+        if properties is None:
+            # oslo sends the call timeout as the expiration: a request nobody took in time
+            # is dropped by the broker instead of being served for a caller long gone.
+            expiration = str(math.ceil(timeout * 1000)) if timeout else None
+            properties = codec.message_properties(expiration=expiration)
+            if len(self._call_properties) < 64:
+                self._call_properties[timeout] = properties
+        return properties
+
+    def _on_returned_call(self, returned: Returned) -> None:
+        if returned.exchange == DEFAULT_EXCHANGE:
+            LOG.info("a reply to %r was returned (%s %s): the caller is gone",
+                     returned.routing_key, returned.reply_code, returned.reply_text)
+            return
+        msg_id = returned_member(returned.body, "_msg_id")
+        target = self._calls.get(msg_id) if msg_id else None
+        if msg_id is None or target is None:
+            LOG.info("a request to %r/%r was returned (%s) after its caller stopped waiting",
+                     returned.exchange, returned.routing_key, returned.reply_text)
+            return
+        self._replies.fail(msg_id, MessageUndeliverable(
+            target, f"no queue is bound to exchange {returned.exchange!r} with routing key "
+                    f"{returned.routing_key!r} ({returned.reply_code} {returned.reply_text})"))
+
+    async def _start_replies(self, timeout: float | None) -> str:
+        """Declare and consume this bus's reply queue, once (on the first call)."""
+        if self._reply_starting is None:
+            self._reply_starting = asyncio.get_running_loop().create_future()
+            starting = self._reply_starting
+            try:
+                consumer = await self._new_reply_consumer(timeout)
+            except BaseException as exc:
+                self._reply_starting = None
+                if isinstance(exc, asyncio.CancelledError):
+                    starting.cancel()
+                else:
+                    starting.set_exception(exc)
+                    starting.exception()
+                raise
+            self._reply_consumer = consumer
+            starting.set_result(consumer)
+        consumer = await asyncio.shield(self._reply_starting)
+        return consumer.name
+
+    async def _new_reply_consumer(self, timeout: float | None) -> ReplyConsumer:
+        connector, _ = self._live()
+        connection = await connector.connection(timeout)
+        consumer = ReplyConsumer(connector, self._topology.reply_queue(), self._replies)
+        try:
+            await consumer.start(connection)
+        except AMQPError as exc:
+            raise translate(exc, "setting up the reply queue") from exc
+        return consumer
+
+    async def _send_reply(self, reply_queue: str, body: bytes) -> None:
+        """Publish a reply or heartbeat; a lost connection is logged, not raised."""
+        if self._closed or self._publisher is None:
+            LOG.info("transport closed: dropping a reply to %s", reply_queue)
+            return
+        publisher = self._publisher
+        try:
+            channel = publisher.channel_now(DIRECT) or await publisher.channel(
+                DIRECT, self.rabbit_options.send_timeout)
+            channel.publish(DEFAULT_EXCHANGE, reply_queue, body, PLAIN_PROPERTIES,
+                            mandatory=True)
+        except (AMQPError, MessagingError) as exc:
+            LOG.warning("could not send a reply to %s: %s", reply_queue, exc)
+
+    # -- RPC: serving ----------------------------------------------------------------
+
+    async def listen(self, target: Target, handler: RequestHandler) -> Subscription:
+        connector, publisher = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a server target needs a topic")
+        exchange = self.exchange_for(target)
+        shared = [self._topology.rpc_queue(exchange, target.topic)]
+        if target.server:
+            shared.append(self._topology.server_queue(exchange, target.topic, target.server))
+        name = f"{target.topic}.{target.server}" if target.server else target.topic
+        consumer = RPCServerConsumer(
+            connector, publisher, name, shared, self._topology.fanout_queue(target.topic),
+            self.rabbit_options.rabbit_qos_prefetch_count, handler=handler,
+            send_reply=self._send_reply, check_size=self.check_size,
+            keep_queues=self.rabbit_options.keep_rpc_queues)
+        return await self._start(consumer, f"serving {name}")
+
+    async def _start(self, consumer: QueueConsumer, what: str) -> Subscription:
+        connector, _ = self._live()
+        connection = await connector.connection(self.rabbit_options.send_timeout)
+        try:
+            await consumer.start(connection)
+        except AMQPError as exc:
+            raise translate(exc, what) from exc
+        self._subscriptions.add(consumer)
+        return _Tracked(self, consumer)
+
+    # -- notifications -----------------------------------------------------------------
+
+    async def send_notification(self, target: Target, message: dict[str, Any],
+                                priority: str) -> None:
+        _, publisher = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a notification target needs a topic")
+        body = self.check_size(pack(message))
+        exchange = self.exchange_for(target)
+        timeout = self.rabbit_options.send_timeout
+        # Like oslo, declare the default pool's queue first, so notifications wait there
+        # even while no listener runs.
+        await publisher.ensure_queue(
+            self._topology.notification_queue(exchange, target.topic, priority), timeout)
+        await publisher.publish_confirmed(
+            exchange, self._topology.notification_key(target.topic, priority), body,
+            PLAIN_PROPERTIES, mandatory=False, unique_id=None, target=target,
+            timeout=timeout)
+
+    async def listen_for_notifications(self, targets_and_priorities: Sequence[tuple[Target, str]],
+                                       pool: str | None,
+                                       handler: NotificationHandler) -> Subscription:
+        connector, _ = self._live()
+        queues: dict[str, QueueSpec] = {}
+        for target, priority in targets_and_priorities:
+            if target.topic is None:
+                raise MessageUndeliverable(target, "a notification target needs a topic")
+            spec = self._topology.notification_queue(self.exchange_for(target), target.topic,
+                                                     priority, pool)
+            known = queues.get(spec.name)
+            if known is not None:  # a pool's one queue, bound once per topic and priority
+                spec = QueueSpec(spec.name, spec.durable, spec.auto_delete, spec.arguments,
+                                 tuple(dict.fromkeys(known.bindings + spec.bindings)))
+            queues[spec.name] = spec
+        name = pool or ",".join(queues)
+        consumer = NotificationConsumer(connector, name, list(queues.values()),
+                                        self.rabbit_options.rabbit_qos_prefetch_count,
+                                        handler=handler)
+        return await self._start(consumer, f"listening on {name}")
+
+    # -- watching ----------------------------------------------------------------------
+
+    async def tap(self, target: Target, handler: TapHandler) -> Subscription:
+        """Watch a topic's requests and notifications through a private queue.
+
+        See :class:`~relaybus.drivers.rabbit.subscriptions.TapConsumer` for the one way a
+        tap is visible: requests to a topic with no server wait instead of failing.
+        """
+        connector, _ = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a tap needs a topic")
+        queue = self._topology.tap_queue(self.exchange_for(target), target.topic)
+        return await self._start(TapConsumer(connector, queue, handler),
+                                 f"tapping {target.topic}")
+
+    def forget(self, consumer: QueueConsumer) -> None:
+        self._subscriptions.discard(consumer)
+
+
+class _Tracked(Subscription):
+    """A started consumer, forgotten by the driver once stopped."""
+
+    def __init__(self, driver: RabbitDriver, consumer: QueueConsumer) -> None:
+        self._driver = driver
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+        self._driver.forget(self._consumer)
+
+
+def _left(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)

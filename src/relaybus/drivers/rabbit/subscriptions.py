@@ -1,0 +1,190 @@
+"""The kinds of consumer: RPC servers, notification listeners, the reply queue, and taps.
+
+A malformed message (not JSON, not an object, missing fields) is logged in one line and
+rejected without requeue, so the broker dead-letters it where a dead-letter exchange is
+configured and drops it otherwise: it is never redelivered forever. A malformed *call*
+whose ``_msg_id`` and ``_reply_q`` can still be read also gets a failure reply
+(``relaybus.errors.MalformedMessage``), so its caller learns why at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from relaybus.drivers.rabbit.acks import AckBatcher
+from relaybus.drivers.rabbit.amqp import Delivery
+from relaybus.drivers.rabbit.connector import Connector
+from relaybus.drivers.rabbit.consumer import QueueConsumer
+from relaybus.drivers.rabbit.incoming import RabbitNotification, RabbitRequest, ReplySender
+from relaybus.drivers.rabbit.publisher import Publisher
+from relaybus.drivers.rabbit.topology import QueueSpec
+from relaybus.errors import MalformedMessage
+from relaybus.message import (
+    DuplicateFilter,
+    pack,
+    parse_notification,
+    parse_reply,
+    parse_request,
+    refusal,
+    unpack,
+)
+from relaybus.transport.base import NotificationHandler, RequestHandler, TapHandler
+from relaybus.transport.replies import PendingReplies
+
+LOG = logging.getLogger(__name__)
+
+
+def _drop(kind: str, queue: str, delivery: Delivery, acks: AckBatcher, reason: Any) -> None:
+    LOG.warning("rejecting malformed %s from queue %r (%d bytes): %s", kind, queue,
+                len(delivery.body), reason)
+    acks.reject(delivery.delivery_tag, requeue=False)
+
+
+class RPCServerConsumer(QueueConsumer):
+    """Consumes a server's ``<topic>``, ``<topic>.<server>`` and fanout queues.
+
+    A request is acknowledged once handed to the server (before its method runs), as
+    oslo.messaging does; a repeated ``_unique_id`` is acknowledged and dropped.
+
+    Args:
+        shared_queues: the topic and server queues (deleted when idle after stop unless
+            ``keep_queues`` or they are quorum queues, which are kept).
+        fanout_queue: this server's own fanout queue (always deleted after stop).
+    """
+
+    def __init__(self, connector: Connector, publisher: Publisher, name: str,
+                 shared_queues: list[QueueSpec], fanout_queue: QueueSpec, prefetch: int, *,
+                 handler: RequestHandler, send_reply: ReplySender,
+                 check_size: Callable[[bytes], bytes], keep_queues: bool) -> None:
+        super().__init__(connector, name, [*shared_queues, fanout_queue], prefetch)
+        self._publisher = publisher
+        self._shared = shared_queues
+        self._fanout = fanout_queue
+        self._handler = handler
+        self._send_reply = send_reply
+        self._check_size = check_size
+        self._keep_queues = keep_queues
+        self._duplicates = DuplicateFilter()
+
+    async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
+        try:
+            message = unpack(delivery.body)
+        except MalformedMessage as exc:
+            _drop("request", delivery.routing_key, delivery, acks, exc)
+            return
+        try:
+            request = parse_request(message)
+        except MalformedMessage as exc:
+            _drop("request", delivery.routing_key, delivery, acks, exc)
+            await self._refuse(message, exc)
+            return
+        tag = delivery.delivery_tag
+        if self._duplicates.is_duplicate(request.unique_id):
+            LOG.info("dropping a duplicate request (_unique_id %s) on %s", request.unique_id,
+                     self.name)
+            acks.ack(tag)
+            return
+        await self._handler(RabbitRequest(request, self._send_reply, self._check_size))
+        acks.ack(tag)
+
+    async def _refuse(self, message: dict[str, Any], exc: MalformedMessage) -> None:
+        answer = refusal(message, exc)
+        if answer is not None:
+            reply_q, reply = answer
+            await self._send_reply(reply_q, pack(reply))
+
+    async def after_stop(self) -> None:
+        if self._connector.current is None:
+            return  # the broker is out of reach; the fanout queue expires by itself
+        timeout = 2.0
+        await self._publisher.delete_queue(self._fanout.name, if_unused=False, if_empty=False,
+                                           timeout=timeout)
+        if not self._keep_queues:
+            for queue in self._shared:
+                if queue.quorum:
+                    # RabbitMQ 3.10 answers a conditional delete (if_unused / if_empty) of a
+                    # quorum queue with 540 NOT_IMPLEMENTED and closes the whole connection;
+                    # an unconditional one could drop messages sent meanwhile. Quorum queues
+                    # are durable: keep them, as oslo.messaging keeps durable queues.
+                    continue
+                await self._publisher.delete_queue(queue.name, if_unused=True, if_empty=True,
+                                                   timeout=timeout)
+
+
+class NotificationConsumer(QueueConsumer):
+    """Consumes a listener's queues; each notification stays unacknowledged until settled.
+
+    A repeated ``_unique_id`` is dropped unless the broker marks the delivery as
+    redelivered (a requeued notification comes back with the same id and must be seen).
+    """
+
+    def __init__(self, connector: Connector, name: str, queues: list[QueueSpec],
+                 prefetch: int, *, handler: NotificationHandler) -> None:
+        super().__init__(connector, name, queues, prefetch)
+        self._handler = handler
+        self._duplicates = DuplicateFilter()
+
+    async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
+        try:
+            notification = parse_notification(unpack(delivery.body))
+        except MalformedMessage as exc:
+            _drop("notification", delivery.routing_key, delivery, acks, exc)
+            return
+        tag = delivery.delivery_tag
+        if not delivery.redelivered and self._duplicates.is_duplicate(notification.unique_id):
+            LOG.info("dropping a duplicate notification (_unique_id %s)",
+                     notification.unique_id)
+            acks.ack(tag)
+            return
+        await self._handler(RabbitNotification(notification, acks, tag))
+
+
+class ReplyConsumer(QueueConsumer):
+    """Consumes the bus's ``reply_<hex>`` queue and hands each reply to its waiting call.
+
+    Replies are consumed without acknowledgements and handled right in the socket reader:
+    matching a reply to its call never waits for anything.
+    """
+
+    no_ack = True
+    inline = True
+
+    def __init__(self, connector: Connector, queue: QueueSpec, replies: PendingReplies) -> None:
+        super().__init__(connector, queue.name, [queue], prefetch=0)
+        self._replies = replies
+
+    async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
+        raise NotImplementedError("the reply consumer handles deliveries inline")
+
+    def handle_now(self, delivery: Delivery) -> None:
+        try:
+            reply = parse_reply(unpack(delivery.body))
+        except MalformedMessage as exc:
+            LOG.warning("dropping malformed reply on %r: %s", self.name, exc)
+            return
+        self._replies.deliver(reply)
+
+
+class TapConsumer(QueueConsumer):
+    """Consumes copies of a topic's traffic from a private queue (``relaybus tap``).
+
+    The queue is exclusive and auto-deleted: it lives as long as the tap. While it is
+    bound, requests to the topic always have somewhere to go, so a request to a topic with
+    no server waits for its timeout instead of failing with MessageUndeliverable.
+    """
+
+    no_ack = True
+
+    def __init__(self, connector: Connector, queue: QueueSpec, handler: TapHandler) -> None:
+        super().__init__(connector, queue.name, [queue], prefetch=0)
+        self._handler = handler
+
+    async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
+        try:
+            message = unpack(delivery.body)
+        except MalformedMessage as exc:
+            LOG.warning("tap %s: skipping a malformed message (%s)", self.name, exc)
+            return
+        await self._handler(delivery.exchange, delivery.routing_key, message)
