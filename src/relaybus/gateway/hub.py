@@ -1,0 +1,234 @@
+"""The hub: every event in, fanned out to every client and sink, never waiting on any of them.
+
+Each client is a :class:`Subscriber` with a bounded queue of its own; the hub only ever
+appends to it. A client too slow for the stream loses its *oldest* queued events, and the
+next thing it is sent is a :class:`Dropped` report with the count (nats.py's slow-consumer
+policy: bounded, drop, count, report). So a stuck client never slows the bus, the hub, or
+any other client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from relaybus.gateway.events import Event
+from relaybus.gateway.replay import ReplayBuffer
+from relaybus.gateway.topics import FilterSet
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """The client asked to resume after an event the replay buffer no longer holds."""
+
+    since: str
+    replayed: int
+    oldest: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "gap", "since": self.since, "replayed": self.replayed,
+                "oldest": self.oldest,
+                "reason": "the replay buffer no longer holds that event (it was evicted, "
+                          "or the gateway restarted): events may be missing here"}
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """The client's queue overflowed: ``count`` oldest events were dropped since last told."""
+
+    count: int
+    total: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "dropped", "count": self.count, "total": self.total,
+                "reason": "this client did not keep up; its oldest queued events were dropped"}
+
+
+Item = Event | Gap | Dropped
+
+
+@dataclass(slots=True)
+class Counters:
+    """What /stats reports."""
+
+    events_in: int = 0
+    duplicates: int = 0
+    events_out: int = 0
+    dropped: int = 0
+    started: float = field(default_factory=time.time)
+
+
+class Subscriber:
+    """One client's view of the stream: a replay backlog, then a bounded live queue.
+
+    Args:
+        name: for logs and /stats, e.g. ``ws[127.0.0.1:50312]``.
+        filters: the topics it wants.
+        max_queue: live events it may have waiting; beyond that its oldest are dropped.
+        backlog: what it must get first (a gap marker, replayed events); not bounded by
+            ``max_queue``, since the replay buffer bounds it already.
+    """
+
+    def __init__(self, name: str, filters: FilterSet, max_queue: int, backlog: list[Item],
+                 counters: Counters) -> None:
+        self.name = name
+        self.filters = filters
+        self.max_queue = max_queue
+        self._backlog = collections.deque(backlog)
+        self._queue: collections.deque[Event] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._counters = counters
+        self.dropped_total = 0
+        self._dropped_unreported = 0
+        self.sent = 0
+        self.closed = False
+        if self._backlog:
+            self._wakeup.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + len(self._backlog)
+
+    def offer(self, event: Event) -> None:
+        """Queue ``event`` if wanted; never blocks (drops this client's oldest when full)."""
+        if self.closed or not self.filters.matches(event.topic, event.levels):
+            return
+        if len(self._queue) >= self.max_queue:
+            self._queue.popleft()
+            self.dropped_total += 1
+            self._dropped_unreported += 1
+            self._counters.dropped += 1
+        self._queue.append(event)
+        self._wakeup.set()
+
+    def close(self) -> None:
+        """End the stream: the writer's next :meth:`take` returns nothing."""
+        self.closed = True
+        self._wakeup.set()
+
+    async def take(self, limit: int = 256) -> list[Item]:
+        """Wait for what is next to send, up to ``limit`` items; [] once closed.
+
+        A drop report comes before the (newer) events that survived the drop.
+        """
+        while True:
+            if self.closed:
+                return []
+            if self._backlog:
+                batch = [self._backlog.popleft()
+                         for _ in range(min(limit, len(self._backlog)))]
+                return self._count(batch)
+            if self._dropped_unreported:
+                report = Dropped(self._dropped_unreported, self.dropped_total)
+                self._dropped_unreported = 0
+                return [report]
+            if self._queue:
+                batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+                return self._count(batch)
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def _count(self, batch: list[Item]) -> list[Item]:
+        events = sum(1 for item in batch if isinstance(item, Event))
+        self.sent += events
+        self._counters.events_out += events
+        return batch
+
+
+class Hub:
+    """Keeps the replay buffer and the subscribers; fans each event out at once.
+
+    Args:
+        replay: the replay buffer.
+        client_queue: the bounded live queue size of each subscriber.
+    """
+
+    def __init__(self, replay: ReplayBuffer, client_queue: int = 1000) -> None:
+        if client_queue < 1:
+            raise ValueError("client_queue must be at least 1")
+        self.replay = replay
+        self.client_queue = client_queue
+        self.counters = Counters()
+        self._subscribers: set[Subscriber] = set()
+        self._sinks: list[Callable[[Event], None]] = []
+        self._seq = itertools.count(1)
+        self._closed = False
+
+    @property
+    def subscribers(self) -> frozenset[Subscriber]:
+        return frozenset(self._subscribers)
+
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """Also hand every event to ``sink`` (which must not block), e.g. the MQTT bridge."""
+        self._sinks.append(sink)
+
+    def known(self, event_id: str) -> bool:
+        """Whether an event with this id is already in the replay buffer (a redelivery)."""
+        return event_id in self.replay
+
+    def ingest(self, event_id: str, topic: str, event_type: str, body: bytes) -> Event | None:
+        """Take one encoded event; None when it is a duplicate of one in the buffer."""
+        if event_id in self.replay:
+            self.counters.duplicates += 1
+            return None
+        event = Event(next(self._seq), event_id, topic, event_type, body)
+        self.counters.events_in += 1
+        self.replay.append(event)
+        for subscriber in self._subscribers:
+            subscriber.offer(event)
+        for sink in self._sinks:
+            sink(event)
+        return event
+
+    def subscribe(self, name: str, filters: FilterSet, since: str | None = None) -> Subscriber:
+        """A new subscriber, given what it missed after ``since`` (or a gap marker).
+
+        Taking the backlog and registering happen in one step of the event loop, so no
+        event is both replayed and queued, and none falls between the two.
+        """
+        backlog: list[Item] = []
+        if since:
+            missed = self.replay.after(since)
+            if missed is None:
+                missed = self.replay.all()
+                wanted = [e for e in missed if filters.matches(e.topic, e.levels)]
+                backlog.append(Gap(since, len(wanted), wanted[0].id if wanted else None))
+                backlog.extend(wanted)
+            else:
+                backlog.extend(e for e in missed if filters.matches(e.topic, e.levels))
+        subscriber = Subscriber(name, filters, self.client_queue, backlog, self.counters)
+        if self._closed:
+            subscriber.close()
+        else:
+            self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        subscriber.close()
+        self._subscribers.discard(subscriber)
+
+    def close(self) -> None:
+        """End every subscriber's stream (the gateway is stopping); idempotent."""
+        self._closed = True
+        for subscriber in list(self._subscribers):
+            self.unsubscribe(subscriber)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for /stats."""
+        c = self.counters
+        return {
+            "events_in": c.events_in,
+            "events_out": c.events_out,
+            "dropped": c.dropped,
+            "duplicates": c.duplicates,
+            "clients": len(self._subscribers),
+            "replay": {"events": len(self.replay), "bytes": self.replay.bytes,
+                       "evicted": self.replay.evicted, "max_events": self.replay.max_events,
+                       "max_bytes": self.replay.max_bytes},
+            "uptime_s": round(time.time() - c.started, 3),
+        }

@@ -1,0 +1,204 @@
+"""The gateway as one component: bus tap, hub, MQTT bridge and HTTP server, started together.
+
+Embed it next to your own services (on ``memory://`` it must share their process)::
+
+    async with await relaybus.connect("memory://") as bus:
+        async with Gateway(bus, GatewayOptions(http="127.0.0.1:8765")).running() as gateway:
+            print("console:", gateway.url)
+            ...  # notify as usual; every notification reaches the firehose
+
+Its background work runs in one TaskGroup, each task named ``relaybus.gateway.<part>``;
+leaving ``running()`` stops taking notifications, ends every client's stream, flushes the
+MQTT queue (briefly) and stops the server. A task that fails (the MQTT broker refusing the
+gateway's credentials) ends the whole gateway with that error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+import relaybus
+from relaybus import Target
+from relaybus.gateway.auth import Tokens, redact_server_logs
+from relaybus.gateway.hub import Hub
+from relaybus.gateway.mqtt import MqttBridge, MqttURL
+from relaybus.gateway.publish import BusPublisher
+from relaybus.gateway.replay import ReplayBuffer
+from relaybus.gateway.tap import DEFAULT_POOL, BusTap
+from relaybus.gateway.topics import DEFAULT_TEMPLATE, TopicTemplate
+from relaybus.gateway.web import WebContext, build_app
+
+LOG = logging.getLogger(__name__)
+
+MQTT_FLUSH_SECONDS = 2.0
+
+
+@dataclass
+class GatewayOptions:
+    """How a gateway runs; the ``relaybus firehose`` options, one for one.
+
+    Attributes:
+        topics: notification topics to listen to.
+        exchange: the exchange of those topics (None: the bus's control exchange).
+        pool: the gateway's listener pool.
+        http: ``host:port`` of the HTTP server (port 0: any free port).
+        mqtt: ``mqtt://user:password@host:port`` to publish to (None: no MQTT).
+        mqtt_topic: the topic template (see :class:`~relaybus.gateway.topics.TopicTemplate`).
+        mqtt_client_id: the gateway's MQTT client id (None: generated).
+        replay_events, replay_bytes: the replay buffer's bounds.
+        client_queue: each client's bounded queue, in events.
+        token: needed to subscribe (None: open).
+        publish_token: needed to publish through the gateway (None: nobody can).
+        max_frame: the largest WebSocket frame or POST body accepted, in bytes.
+        keepalive: seconds between SSE keep-alive comments.
+    """
+
+    topics: Sequence[str] = ("notifications",)
+    exchange: str | None = None
+    pool: str = DEFAULT_POOL
+    http: str = "127.0.0.1:8765"
+    mqtt: str | None = None
+    mqtt_topic: str = DEFAULT_TEMPLATE
+    mqtt_client_id: str | None = None
+    replay_events: int = 10_000
+    replay_bytes: int = 16 * 1024 * 1024
+    client_queue: int = 1000
+    token: str | None = field(default=None, repr=False)
+    publish_token: str | None = field(default=None, repr=False)
+    max_frame: int = 1024 * 1024
+    keepalive: float = 15.0
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; raises ValueError."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected host:port, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handling: the gateway's owner decides when it stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Gateway:
+    """The firehose gateway on a connected bus.
+
+    Args:
+        bus: the bus to listen to (and publish to, with the publish token).
+        options: see :class:`GatewayOptions`.
+
+    Raises:
+        ValueError: a bad option (topic template, host:port, MQTT URL, token, sizes).
+    """
+
+    def __init__(self, bus: relaybus.Bus, options: GatewayOptions | None = None) -> None:
+        self.bus = bus
+        self.options = options = options or GatewayOptions()
+        self.instance = uuid.uuid4().hex[:12]
+        self.host, self.port = parse_hostport(options.http)
+        template = TopicTemplate(options.mqtt_topic)
+        self.hub = Hub(ReplayBuffer(options.replay_events, options.replay_bytes),
+                       options.client_queue)
+        targets = [Target(topic=t, exchange=options.exchange) for t in options.topics]
+        self.tap = BusTap(bus, self.hub, targets, template, options.pool)
+        self.bridge = None
+        if options.mqtt:
+            self.bridge = MqttBridge(MqttURL.parse(options.mqtt),
+                                     identifier=options.mqtt_client_id
+                                     or f"relaybus-firehose-{self.instance}")
+            self.hub.add_sink(self.bridge.offer)
+        self.tokens = Tokens(options.token, options.publish_token)
+        self.publisher = (BusPublisher(bus, options.topics[0])
+                          if options.publish_token else None)
+        self._context = WebContext(self.hub, self.tokens, self.publisher, self.stats,
+                                   self.health, self.instance, options.max_frame,
+                                   options.keepalive)
+        self._server: _Server | None = None
+
+    @property
+    def url(self) -> str:
+        """The console's URL (the bound port, once running)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def stats(self) -> dict[str, Any]:
+        """The /stats document."""
+        stats = self.hub.stats()
+        stats["instance"] = self.instance
+        stats["published_via_gateway"] = self.publisher.published if self.publisher else 0
+        stats["mqtt"] = self.bridge.stats() if self.bridge else None
+        return stats
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy when listening to the bus and, with MQTT, connected to the broker."""
+        listening = all(listener.running for listener in self.tap.listeners)
+        mqtt = None if self.bridge is None else self.bridge.connected
+        details = {"bus": str(self.bus.url.masked()), "listening": listening, "mqtt": mqtt,
+                   "instance": self.instance}
+        return listening and mqtt is not False, details
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Gateway]:
+        """Run the gateway for the duration of the ``async with`` block."""
+        if self.bridge is not None:
+            await self.bridge.check()
+        redact_server_logs()  # it logs request lines and headers: ?token=, Authorization
+        sock = _bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(build_app(self._context), lifespan="off", http="h11",
+                                ws="websockets-sansio", ws_max_size=self.options.max_frame,
+                                ws_per_message_deflate=False,
+                                log_config=None, access_log=False, server_header=False,
+                                timeout_graceful_shutdown=3)
+        self._server = server = _Server(config)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                await self.tap.start()
+                tasks.create_task(server.serve(sockets=[sock]), name="relaybus.gateway.http")
+                mqtt = None
+                if self.bridge is not None:
+                    mqtt = tasks.create_task(self.bridge.run(), name="relaybus.gateway.mqtt")
+                try:
+                    yield self
+                finally:
+                    await self._stop(server, mqtt)
+        finally:
+            sock.close()
+
+    async def _stop(self, server: _Server, mqtt: asyncio.Task[None] | None) -> None:
+        await self.tap.stop()
+        self.hub.close()
+        server.should_exit = True
+        if mqtt is not None and self.bridge is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MQTT_FLUSH_SECONDS):
+                    await self.bridge.drained()
+            mqtt.cancel()

@@ -1,0 +1,100 @@
+"""The bus side: a notification listener pool of the gateway's own, feeding the hub.
+
+The gateway listens as its own pool (``relaybus-firehose`` by default), so it gets a copy of
+every notification while every other pool keeps getting its own: it never steals messages.
+One listener per target, so each event knows the exchange and topic it came through. The
+listeners handle one notification at a time, which keeps the stream in the bus's order; the
+handler only encodes and hands over, so that costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import relaybus
+from relaybus import Target
+from relaybus.gateway.events import cloudevent, encode, safe_id
+from relaybus.gateway.hub import Hub
+from relaybus.gateway.topics import TopicTemplate
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_POOL = "relaybus-firehose"
+PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+
+
+class _Endpoint:
+    """A listener endpoint with one method per priority, all feeding the hub."""
+
+    def __init__(self, hub: Hub, template: TopicTemplate, exchange: str, bustopic: str) -> None:
+        self._hub = hub
+        self._template = template
+        self._exchange = exchange
+        self._bustopic = bustopic
+        for priority in PRIORITIES:
+            setattr(self, priority, self._handler(priority))
+
+    def _handler(self, priority: str) -> Any:
+        async def handle(ctxt: Any, publisher_id: str | None, event_type: str, payload: Any,
+                         metadata: dict[str, Any]) -> None:
+            self.take(priority, publisher_id, event_type, payload, metadata)
+
+        handle.__qualname__ = f"firehose.{priority}"
+        return handle
+
+    def take(self, priority: str, publisher_id: str | None, event_type: str, payload: Any,
+             metadata: dict[str, Any]) -> None:
+        """Turn one notification into an event and give it to the hub."""
+        event_id = safe_id(str(metadata.get("message_id", "")))
+        if self._hub.known(event_id):
+            self._hub.counters.duplicates += 1
+            return
+        topic = self._template.render(exchange=self._exchange, bustopic=self._bustopic,
+                                      publisher_id=publisher_id, event_type=event_type,
+                                      priority=priority)
+        body = encode(cloudevent(message_id=event_id, publisher_id=publisher_id,
+                                 event_type=event_type, priority=priority,
+                                 timestamp=metadata.get("timestamp"), payload=payload,
+                                 exchange=self._exchange, bustopic=self._bustopic, topic=topic))
+        self._hub.ingest(event_id, topic, event_type, body)
+
+
+class BusTap:
+    """Listens to ``targets`` on ``bus`` as pool ``pool`` and feeds ``hub``.
+
+    Args:
+        bus: a connected bus.
+        hub: where events go.
+        targets: notification targets (topic, and optionally exchange).
+        template: renders each event's hierarchical topic.
+        pool: the listener pool. Transports keep one queue per pool, so with several
+            targets each gets a pool of its own, ``<pool>.<exchange>.<topic>``; otherwise a
+            notification could be taken by the listener of another target and mislabelled.
+    """
+
+    def __init__(self, bus: relaybus.Bus, hub: Hub, targets: Sequence[Target],
+                 template: TopicTemplate, pool: str = DEFAULT_POOL) -> None:
+        if not targets:
+            raise ValueError("the firehose needs at least one notification topic")
+        self.bus = bus
+        self.pool = pool
+        self.listeners = []
+        for target in targets:
+            exchange = target.exchange or bus.driver.control_exchange
+            endpoint = _Endpoint(hub, template, exchange, target.topic or "")
+            name = pool if len(targets) == 1 else f"{pool}.{exchange}.{target.topic}"
+            self.listeners.append(bus.notification_listener(
+                [target], [endpoint], pool=name, max_concurrency=1))
+
+    async def start(self) -> None:
+        for listener in self.listeners:
+            await listener.start()
+
+    async def stop(self) -> None:
+        """Stop taking notifications and let the ones received reach the hub."""
+        for listener in self.listeners:
+            await listener.stop()
+        for listener in self.listeners:
+            await listener.wait()

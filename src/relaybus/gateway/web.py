@@ -1,0 +1,339 @@
+"""The HTTP side: the console page, /ws (WebSocket), /events (SSE), /publish, /healthz, /stats.
+
+Every client names the topics it wants with MQTT-style filters (``?topic=nova/%23``,
+repeatable), may resume after the last event id it saw (``?since=`` on /ws;
+``Last-Event-ID`` or ``?since=`` on /events), and gets its events from a bounded queue of its
+own (see :mod:`relaybus.gateway.hub`). Bad input gets a clear error and the connection is
+closed: HTTP 400/401/403/413 with a JSON body, or on a WebSocket an ``error`` frame followed
+by a close code (4400 bad request, 4401 bad token, 4403 not allowed to publish, 1009 frame too
+big). docs/protocol/cloudevents.md describes every frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from relaybus.gateway.auth import Access, BadToken, Tokens
+from relaybus.gateway.events import Event, encode
+from relaybus.gateway.hub import Hub, Item, Subscriber
+from relaybus.gateway.publish import BadEvent, BusPublisher, parse_events
+from relaybus.gateway.tasks import first_completed
+from relaybus.gateway.topics import BadFilter, FilterSet
+
+LOG = logging.getLogger(__name__)
+
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+          "/console.js": ("console.js", "text/javascript; charset=utf-8"),
+          "/console.css": ("console.css", "text/css; charset=utf-8")}
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_BAD_TOKEN = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_GOING_AWAY = 1001
+
+
+@dataclass
+class WebContext:
+    """What the endpoints need from the gateway.
+
+    Attributes:
+        hub: the event hub.
+        tokens: who may subscribe and publish.
+        publisher: sends published events to the bus (None: publishing disabled).
+        stats: returns the /stats document.
+        health: returns (healthy, details) for /healthz.
+        instance: this gateway run's id (changes on restart).
+        max_body: the largest POST /publish body or WebSocket frame, in bytes.
+        keepalive: seconds between SSE keep-alive comments.
+    """
+
+    hub: Hub
+    tokens: Tokens
+    publisher: BusPublisher | None
+    stats: Callable[[], dict[str, Any]]
+    health: Callable[[], tuple[bool, dict[str, Any]]]
+    instance: str
+    max_body: int = 1024 * 1024
+    keepalive: float = 15.0
+
+
+class Query:
+    """A request's query parameters, percent-decoded only.
+
+    Unlike form decoding, a ``+`` stays a ``+``, so ``?topic=nova/+/compute/%23`` means
+    what an MQTT user means by it (``%2B`` works too).
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        self._values: dict[str, list[str]] = {}
+        raw = scope.get("query_string", b"").decode("latin-1")
+        for pair in filter(None, raw.split("&")):
+            key, _, value = pair.partition("=")
+            self._values.setdefault(urllib.parse.unquote(key), []).append(
+                urllib.parse.unquote(value, errors="replace"))
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        values = self._values.get(key)
+        return values[-1] if values else default
+
+    def getlist(self, key: str) -> list[str]:
+        return list(self._values.get(key, ()))
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def _client_name(kind: str, scope: Scope) -> str:
+    client = scope.get("client") or ("?", 0)
+    return f"{kind}[{client[0]}:{client[1]}]"
+
+
+def _hello(ctx: WebContext, subscriber: Subscriber, access: Access,
+           since: str | None) -> dict[str, Any]:
+    return {"kind": "hello", "gateway": "relaybus firehose", "instance": ctx.instance,
+            "filters": subscriber.filters.texts, "since": since,
+            "access": access.name.lower(), "max_queue": subscriber.max_queue}
+
+
+def _authorise(ctx: WebContext, headers: Any, scope: Scope) -> Access:
+    return ctx.tokens.access(Tokens.presented(headers, Query(scope)))
+
+
+class _Static:
+    """Serves the console's files from the package (read once)."""
+
+    def __init__(self) -> None:
+        base = importlib.resources.files("relaybus.gateway") / "static"
+        self._files = {path: ((base / name).read_bytes(), media)
+                       for path, (name, media) in STATIC.items()}
+
+    async def serve(self, request: Request) -> Response:
+        body, media = self._files[request.url.path]
+        return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
+
+
+class _ServerSentEvents:
+    """GET /events: the stream as Server-Sent Events (a raw ASGI app, to own disconnects)."""
+
+    def __init__(self, ctx: WebContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            access = _authorise(self.ctx, request.headers, scope)
+            filters = FilterSet.parse(Query(scope).getlist("topic"))
+        except BadToken as exc:
+            await _error(401, "bad-token", str(exc))(scope, receive, send)
+            return
+        except BadFilter as exc:
+            await _error(400, "bad-filter", str(exc))(scope, receive, send)
+            return
+        since = request.headers.get("last-event-id") or Query(scope).get("since")
+        subscriber = self.ctx.hub.subscribe(_client_name("sse", scope), filters, since)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
+            hello = encode(_hello(self.ctx, subscriber, access, since))
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": b"retry: 1000\nevent: hello\ndata: " + hello + b"\n\n"})
+            ended = await first_completed(
+                **{f"relaybus.gateway.{subscriber.name}.writer": self._write(subscriber, send),
+                   f"relaybus.gateway.{subscriber.name}.watch": self._watch(receive)})
+            if ended.endswith(".writer"):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            self.ctx.hub.unsubscribe(subscriber)
+
+    async def _write(self, subscriber: Subscriber, send: Send) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.ctx.keepalive):
+                    batch = await subscriber.take()
+            except TimeoutError:
+                await send({"type": "http.response.body", "body": b": keepalive\n\n",
+                            "more_body": True})
+                continue
+            if not batch:
+                return
+            await send({"type": "http.response.body", "body": b"".join(map(_sse, batch)),
+                        "more_body": True})
+
+    @staticmethod
+    async def _watch(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+
+def _sse(item: Item) -> bytes:
+    if isinstance(item, Event):
+        return item.sse_frame
+    control = item.as_dict()
+    return b"event: " + control["kind"].encode() + b"\ndata: " + encode(control) + b"\n\n"
+
+
+class _WebSocketStream:
+    """/ws: the stream over a WebSocket; with the publish token, publishing too."""
+
+    def __init__(self, ctx: WebContext) -> None:
+        self.ctx = ctx
+
+    async def serve(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            access = _authorise(self.ctx, websocket.headers, websocket.scope)
+        except BadToken as exc:
+            await self._fail(websocket, CLOSE_BAD_TOKEN, "bad-token", str(exc))
+            return
+        try:
+            filters = FilterSet.parse(Query(websocket.scope).getlist("topic"))
+        except BadFilter as exc:
+            await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-filter", str(exc))
+            return
+        since = Query(websocket.scope).get("since")
+        subscriber = self.ctx.hub.subscribe(_client_name("ws", websocket.scope), filters, since)
+        try:
+            await websocket.send_text(encode(_hello(self.ctx, subscriber, access,
+                                                    since)).decode())
+            ended = await first_completed(
+                **{f"relaybus.gateway.{subscriber.name}.writer": self._write(subscriber,
+                                                                              websocket),
+                   f"relaybus.gateway.{subscriber.name}.reader": self._read(websocket,
+                                                                             access)})
+            if ended.endswith(".writer"):
+                await websocket.close(CLOSE_GOING_AWAY, "the gateway is shutting down")
+        except (WebSocketDisconnect, OSError):
+            pass
+        finally:
+            self.ctx.hub.unsubscribe(subscriber)
+
+    @staticmethod
+    async def _fail(websocket: WebSocket, code: int, error: str, message: str) -> None:
+        """Send an error frame, then close with ``code``."""
+        try:
+            await websocket.send_text(encode({"kind": "error", "error": error,
+                                              "message": message}).decode())
+            await websocket.close(code, message[:120])
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            pass
+
+    @staticmethod
+    async def _write(subscriber: Subscriber, websocket: WebSocket) -> None:
+        while batch := await subscriber.take():
+            for item in batch:
+                if isinstance(item, Event):
+                    await websocket.send_text(item.ws_frame)
+                else:
+                    await websocket.send_text(encode(item.as_dict()).decode())
+
+    async def _read(self, websocket: WebSocket, access: Access) -> None:
+        """Handle what the client sends; return when it leaves or after closing on an error."""
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-frame",
+                                 "binary frames are not accepted; send JSON text")
+                return
+            try:
+                request = msgspec.json.decode(text)
+            except msgspec.DecodeError:
+                await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-json",
+                                 "a frame must be a JSON object")
+                return
+            if not isinstance(request, dict) or request.get("action") != "publish":
+                await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-request",
+                                 'the only action is {"action": "publish", "event": {...}}')
+                return
+            if access is not Access.PUBLISH or self.ctx.publisher is None:
+                await self._fail(websocket, CLOSE_FORBIDDEN, "forbidden",
+                                 "publishing needs the gateway's publish token")
+                return
+            try:
+                events = parse_events(request.get("events", request.get("event")))
+            except BadEvent as exc:
+                await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-event", str(exc))
+                return
+            await self.ctx.publisher.publish(events)
+            await websocket.send_text(encode({"kind": "published", "count": len(events),
+                                              "ref": request.get("ref")}).decode())
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(ctx: WebContext) -> Starlette:
+    """The gateway's ASGI application."""
+    static = _Static()
+
+    async def publish(request: Request) -> Response:
+        try:
+            access = _authorise(ctx, request.headers, request.scope)
+        except BadToken as exc:
+            return _error(401, "bad-token", str(exc))
+        if access is not Access.PUBLISH or ctx.publisher is None:
+            return _error(403, "forbidden", "publishing needs the gateway's publish token")
+        body = await _read_body(request, ctx.max_body)
+        if body is None:
+            return _error(413, "too-large", f"the body is larger than {ctx.max_body} bytes")
+        try:
+            events = parse_events(msgspec.json.decode(body))
+        except msgspec.DecodeError:
+            return _error(400, "bad-json", "the body must be JSON: an event or a list of them")
+        except BadEvent as exc:
+            return _error(400, "bad-event", str(exc))
+        await ctx.publisher.publish(events)
+        return JSONResponse({"published": len(events)}, status_code=202)
+
+    async def stats(request: Request) -> Response:
+        try:
+            _authorise(ctx, request.headers, request.scope)
+        except BadToken as exc:
+            return _error(401, "bad-token", str(exc))
+        return JSONResponse(ctx.stats())
+
+    async def healthz(request: Request) -> Response:
+        healthy, details = ctx.health()
+        return JSONResponse({"status": "ok" if healthy else "unhealthy", **details},
+                            status_code=200 if healthy else 503)
+
+    routes: list[BaseRoute] = [Route(path, static.serve, methods=["GET"]) for path in STATIC]
+    routes += [
+        Route("/events", _ServerSentEvents(ctx), methods=["GET"]),
+        WebSocketRoute("/ws", _WebSocketStream(ctx).serve),
+        Route("/publish", publish, methods=["POST"]),
+        Route("/stats", stats, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
