@@ -1,0 +1,45 @@
+"""``relaybus bench``: the standard workloads against any transport."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from relaybus import bench as workloads
+from relaybus.cli.common import json_option, run, settings_from, url_option
+
+
+@click.command()
+@click.option("--scale", type=float, default=0.2, show_default=True,
+              help="Multiply the message counts (1.0: 2,000 / 20,000 / 50,000 / 50,000).")
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="Rounds per workload; the medians are shown.")
+@url_option
+@json_option
+@click.pass_context
+def bench(ctx: click.Context, scale: float, rounds: int, url: str | None,
+          as_json: bool) -> None:
+    """Measure call latency and call, cast and notification throughput."""
+    settings = settings_from(ctx, url=url)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task(f"benchmarking {settings.masked()['url']}",
+                            total=rounds * len(workloads.WORKLOADS))
+        figures = run(workloads.run(settings.url, scale=scale, rounds=rounds,
+                                    progress=lambda _name: bar.advance(task),
+                                    control_exchange=settings.control_exchange), as_json)
+    if as_json:
+        click.echo(json.dumps({"url": settings.masked()["url"], "scale": scale,
+                               "rounds": rounds, "figures": figures}))
+        return
+    table = Table(title=f"relaybus bench on {settings.masked()['url']} "
+                        f"(median of {rounds}, scale {scale})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, f"{value:,.0f}")
+    Console().print(table)

@@ -1,0 +1,117 @@
+"""What every bus command shares: exit codes, one-line errors, argument parsing, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine, Mapping
+from typing import Any, NoReturn
+
+import click
+
+import relaybus
+from relaybus.cli.settings import Settings, SettingsError, resolve
+
+EXIT_REMOTE_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_TIMEOUT = 3
+EXIT_UNDELIVERABLE = 4
+EXIT_TRANSPORT = 5
+
+url_option = click.option("--url", default=None,
+                          help="Transport URL (else $RELAYBUS_URL, the config file, memory://).")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Machine-readable output (one JSON document per line).")
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code that tells this failure apart from the others."""
+    if hasattr(exc, "remote_traceback") or isinstance(exc, (relaybus.RemoteError,
+                                                            relaybus.NoSuchMethod,
+                                                            relaybus.UnsupportedVersion)):
+        return EXIT_REMOTE_ERROR
+    if isinstance(exc, relaybus.MessagingTimeout):
+        return EXIT_TIMEOUT
+    if isinstance(exc, relaybus.MessageUndeliverable):
+        return EXIT_UNDELIVERABLE
+    if isinstance(exc, relaybus.TransportError):
+        return EXIT_TRANSPORT
+    return EXIT_BAD_INPUT
+
+
+def fail(exc: BaseException, as_json: bool = False) -> NoReturn:
+    """Report ``exc`` in one line (or one JSON object) and exit with its code."""
+    code = exit_code_for(exc)
+    name = type(exc).__name__.removesuffix("_Remote")
+    message = (getattr(exc, "remote_message", None) or str(exc)).splitlines()[0] \
+        if str(exc) else name
+    if as_json:
+        click.echo(json.dumps({"error": {"type": name, "message": message, "exit_code": code}}))
+    else:
+        click.echo(f"error: {name}: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_from(ctx: click.Context, **flags: Any) -> Settings:
+    """Resolve settings for a command (flags over environment over config file)."""
+    try:
+        return resolve(flags, (ctx.find_root().obj or {}).get("config"))
+    except SettingsError as exc:
+        fail(exc)
+
+
+def run(coro: Coroutine[Any, Any, Any], as_json: bool = False) -> Any:
+    """Run a command's coroutine; relaybus and input errors become one line and an exit."""
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if hasattr(exc, "remote_traceback") or isinstance(
+                exc, (relaybus.MessagingError, ValueError, TypeError, LookupError)):
+            fail(exc, as_json)
+        raise
+
+
+def parse_arguments(pairs: tuple[str, ...], args_json: str | None) -> dict[str, Any]:
+    """``key=value`` pairs (values read as JSON when they parse, else text) over --args."""
+    arguments: dict[str, Any] = {}
+    if args_json is not None:
+        try:
+            arguments = json.loads(args_json)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--args is not valid JSON: {exc}") from None
+        if not isinstance(arguments, dict):
+            raise ValueError("--args must be a JSON object of argument names to values")
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"argument {pair!r} is not key=value with a valid name")
+        try:
+            arguments[key] = json.loads(text)
+        except json.JSONDecodeError:
+            arguments[key] = text
+    return arguments
+
+
+def parse_json_object(option: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option} is not valid JSON: {exc}") from None
+
+
+def show(value: Any, as_json: bool, key: str = "result") -> None:
+    """Print a result: pretty for people, one JSON object for scripts."""
+    if as_json:
+        click.echo(json.dumps({key: value}, ensure_ascii=False))
+    else:
+        from rich.console import Console
+        from rich.pretty import Pretty
+
+        Console().print(Pretty(value))
+
+
+def connect_options(settings: Settings) -> Mapping[str, Any]:
+    return {"control_exchange": settings.control_exchange}

@@ -1,0 +1,43 @@
+"""``relaybus docs``: the AsyncAPI 3.0 document of a service."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import yaml
+
+from relaybus.contracts import asyncapi_document
+from relaybus.contracts.html import render_html
+from relaybus.contracts.loading import LoadError, as_service, load_object
+
+
+@click.command()
+@click.argument("reference", metavar="MODULE:OBJECT")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json", "html"]), default="yaml",
+              show_default=True, help="Output format.")
+@click.option("--topic", default=None, help="Topic, when OBJECT is a plain endpoint.")
+@click.option("--control-exchange", default="openstack", show_default=True,
+              help="The exchange used when the service's Target names none.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file instead of standard output.")
+def docs(reference: str, fmt: str, topic: str | None, control_exchange: str,
+         output: str | None) -> None:
+    """Write the AsyncAPI 3.0 document of a relaybus.Service (or an endpoint)."""
+    try:
+        service = as_service(load_object(reference), topic=topic)
+    except LoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    document = asyncapi_document(service, control_exchange=control_exchange)
+    if fmt == "json":
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "yaml":
+        text = yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False,
+                              allow_unicode=True)
+    else:
+        text = render_html(document)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,42 @@
+"""The ``relaybus`` command group; each command lives in a module of its own."""
+
+from __future__ import annotations
+
+import click
+
+from relaybus import __version__
+from relaybus.cli.bench import bench
+from relaybus.cli.config import config
+from relaybus.cli.conformance import conformance
+from relaybus.cli.demo import demo
+from relaybus.cli.docs import docs
+from relaybus.cli.firehose import firehose
+from relaybus.cli.listen import listen
+from relaybus.cli.notify import notify
+from relaybus.cli.rpc import call, cast
+from relaybus.cli.serve import serve
+from relaybus.cli.tap import tap
+
+
+@click.group()
+@click.version_option(__version__, prog_name="relaybus")
+@click.option("--config", "config_file", default=None, envvar="RELAYBUS_CONFIG",
+              help="TOML settings file (default: ./relaybus.toml when it exists).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
+    """relaybus: RPC and notifications for distributed services."""
+    ctx.obj = {"config": config_file}
+
+
+for command in (bench, call, cast, config, notify, serve, tap):
+    cli.add_command(command)
+cli.add_command(conformance)
+cli.add_command(demo)
+cli.add_command(firehose)
+cli.add_command(listen)
+cli.add_command(docs)
+
+
+def main() -> None:
+    """Entry point of the ``relaybus`` console script."""
+    cli()
