@@ -1,0 +1,76 @@
+"""Fixtures of the rabbit driver's own tests: a broker check, unique names, buses, a tap."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rabbit_support import BROKER, URL, Tap
+
+import relaybus
+from relaybus.testing.brokers import require_broker
+
+
+@pytest.fixture
+def rabbit_url() -> str:
+    require_broker(*BROKER)
+    return URL
+
+
+@pytest.fixture
+def topic(request: pytest.FixtureRequest) -> str:
+    """A topic no other test uses, derived from this test's name."""
+    name = re.sub(r"\W+", "_", request.node.name)[-40:]
+    return f"rbr_{name}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def make_bus(rabbit_url: str) -> AsyncIterator[Callable[..., Awaitable[relaybus.Bus]]]:
+    buses: list[relaybus.Bus] = []
+
+    async def factory(url: str | None = None, **options: Any) -> relaybus.Bus:
+        bus = await relaybus.connect(url or rabbit_url, **options)
+        buses.append(bus)
+        return bus
+
+    yield factory
+    for bus in buses:
+        await bus.close()
+
+
+@pytest.fixture
+async def bus(make_bus: Callable[..., Awaitable[relaybus.Bus]]) -> relaybus.Bus:
+    return await make_bus()
+
+
+@pytest.fixture
+async def tap(rabbit_url: str) -> AsyncIterator[Tap]:
+    peer = await Tap().open()
+    yield peer
+    await peer.close()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a client one."""
+    folder = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=relaybus-test-ca", "-keyout", "ca.key", "-out", "ca.pem")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", f"{name}.pem")
+    return {name: folder / file for name, file in [
+        ("ca", "ca.pem"), ("server_cert", "server.pem"), ("server_key", "server.key"),
+        ("client_cert", "client.pem"), ("client_key", "client.key")]}

@@ -1,0 +1,274 @@
+"""RPC between relaybus and a real oslo.messaging 18 on one broker, both ways.
+
+Every case runs in both directions: a relaybus client calling an oslo.messaging server,
+and an oslo.messaging client calling a relaybus server, each side seeing only what it
+would see from its own kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import interop_exceptions
+import pytest
+from interop_support import WAIT, Oslo, om, wait_for_thread_event
+
+import relaybus
+from relaybus import Target
+
+pytestmark = [pytest.mark.broker, pytest.mark.interop]
+
+VALUE = {"text": "héllo ✓", "n": 42, "f": 2.5, "items": [1, None, True, False],
+         "nested": {"k": "v"}}
+CTXT = {"user_id": "u-0001", "project_id": "p-0001", "roles": ["member"]}
+
+
+# -- the endpoints, once per library ---------------------------------------------------------
+
+class OsloCompute:
+    """An oslo.messaging endpoint (plain methods, run on oslo's threads)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.casts: list[tuple[str, Any]] = []
+        self.cast_seen = threading.Event()
+
+    def echo(self, ctxt: Any, value: Any) -> Any:
+        return value
+
+    def whoami(self, ctxt: Any) -> str:
+        return self.name
+
+    def get_context(self, ctxt: Any) -> Any:
+        return ctxt
+
+    def record(self, ctxt: Any, value: Any) -> None:
+        self.casts.append((self.name, value))
+        self.cast_seen.set()
+
+    def fail_builtin(self, ctxt: Any, text: str) -> None:
+        raise ValueError(text)
+
+    def fail_custom(self, ctxt: Any, widget_id: str) -> None:
+        raise interop_exceptions.WidgetNotFound(widget_id=widget_id)
+
+    def slow(self, ctxt: Any, seconds: float) -> str:
+        time.sleep(seconds)
+        return "slept"
+
+
+class OsloVersioned:
+    target = om.Target(namespace="compute", version="1.3")
+
+    def run_instance(self, ctxt: Any, instance_id: int) -> dict[str, Any]:
+        return {"host": "oslo", "instance_id": instance_id}
+
+
+class RelayCompute:
+    """The same endpoint for relaybus (async methods, on the event loop)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.casts: list[tuple[str, Any]] = []
+        self.cast_seen = asyncio.Event()
+
+    async def echo(self, ctxt: Any, value: Any) -> Any:
+        return value
+
+    async def whoami(self, ctxt: Any) -> str:
+        return self.name
+
+    async def get_context(self, ctxt: Any) -> Any:
+        return ctxt
+
+    async def record(self, ctxt: Any, value: Any) -> None:
+        self.casts.append((self.name, value))
+        self.cast_seen.set()
+
+    async def fail_builtin(self, ctxt: Any, text: str) -> None:
+        raise ValueError(text)
+
+    async def fail_custom(self, ctxt: Any, widget_id: str) -> None:
+        raise interop_exceptions.WidgetNotFound(widget_id=widget_id)
+
+    async def slow(self, ctxt: Any, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "slept"
+
+
+class RelayVersioned:
+    target = Target(namespace="compute", version="1.3")
+
+    async def run_instance(self, ctxt: Any, instance_id: int) -> dict[str, Any]:
+        return {"host": "relaybus", "instance_id": instance_id}
+
+
+# -- relaybus client -> oslo.messaging server ---------------------------------------------------
+
+async def test_relaybus_calls_an_oslo_server(bus: relaybus.Bus, oslo: Oslo, topic: str) -> None:
+    await oslo.rpc_server(topic, "oslo1", [OsloCompute("oslo1")])
+    client = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+    assert await client.call(CTXT, "echo", value=VALUE) == VALUE
+    context = await client.call(CTXT, "get_context")
+    assert context == {**CTXT, "client_timeout": None}
+
+
+async def test_relaybus_casts_to_an_oslo_server(bus: relaybus.Bus, oslo: Oslo,
+                                                topic: str) -> None:
+    endpoint = OsloCompute("oslo1")
+    await oslo.rpc_server(topic, "oslo1", [endpoint])
+    await bus.rpc_client(Target(topic=topic)).cast(CTXT, "record", value="cast")
+    await wait_for_thread_event(endpoint.cast_seen)
+    assert endpoint.casts == [("oslo1", "cast")]
+
+
+async def test_relaybus_fanout_cast_reaches_every_oslo_server(bus: relaybus.Bus, oslo: Oslo,
+                                                              topic: str) -> None:
+    endpoints = [OsloCompute("oslo1"), OsloCompute("oslo2")]
+    for endpoint in endpoints:
+        await oslo.rpc_server(topic, endpoint.name, [endpoint])
+    await bus.rpc_client(Target(topic=topic, fanout=True)).cast(CTXT, "record", value="all")
+    for endpoint in endpoints:
+        await wait_for_thread_event(endpoint.cast_seen)
+        assert endpoint.casts == [(endpoint.name, "all")]
+
+
+async def test_relaybus_directed_call_reaches_that_oslo_server(bus: relaybus.Bus, oslo: Oslo,
+                                                               topic: str) -> None:
+    for name in ("oslo1", "oslo2"):
+        await oslo.rpc_server(topic, name, [OsloCompute(name)])
+    client = bus.rpc_client(Target(topic=topic, server="oslo2"), timeout=WAIT)
+    assert {await client.call(CTXT, "whoami") for _ in range(6)} == {"oslo2"}
+
+
+async def test_relaybus_namespace_and_version_against_oslo(bus: relaybus.Bus, oslo: Oslo,
+                                                           topic: str) -> None:
+    await oslo.rpc_server(topic, "oslo1", [OsloCompute("oslo1"), OsloVersioned()])
+    client = bus.rpc_client(Target(topic=topic, namespace="compute", version="1.2"),
+                            timeout=WAIT)
+    assert await client.call(CTXT, "run_instance", instance_id=52) == \
+        {"host": "oslo", "instance_id": 52}
+    with pytest.raises(relaybus.UnsupportedVersion) as info:
+        await client.prepare(version="1.5").call(CTXT, "run_instance", instance_id=1)
+    assert info.value.version == "1.5"
+    with pytest.raises(relaybus.NoSuchMethod) as missing:
+        await client.call(CTXT, "no_such_method")
+    assert missing.value.method == "no_such_method"
+
+
+async def test_relaybus_gets_oslo_exceptions(bus: relaybus.Bus, oslo: Oslo, topic: str) -> None:
+    await oslo.rpc_server(topic, "oslo1", [OsloCompute("oslo1")])
+    client = bus.rpc_client(Target(topic=topic), timeout=WAIT,
+                            allowed_remote_exmods=["interop_exceptions"])
+    with pytest.raises(ValueError, match="bad value: 42"):
+        await client.call(CTXT, "fail_builtin", text="bad value: 42")
+    with pytest.raises(interop_exceptions.WidgetNotFound) as info:
+        await client.call(CTXT, "fail_custom", widget_id="w-17")
+    assert info.value.kwargs == {"widget_id": "w-17"}
+    assert str(info.value).startswith("Widget w-17 could not be found.")
+    not_allowed = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+    with pytest.raises(relaybus.RemoteError) as remote:
+        await not_allowed.call(CTXT, "fail_custom", widget_id="w-17")
+    assert remote.value.exc_type == "WidgetNotFound"
+
+
+async def test_relaybus_call_monitor_with_an_oslo_server(bus: relaybus.Bus, oslo: Oslo,
+                                                         topic: str) -> None:
+    await oslo.rpc_server(topic, "oslo1", [OsloCompute("oslo1")])
+    client = bus.rpc_client(Target(topic=topic), timeout=WAIT, call_monitor_timeout=2)
+    assert await client.call(CTXT, "slow", seconds=2.5) == "slept"  # kept alive by heartbeats
+
+
+# -- oslo.messaging client -> relaybus server ---------------------------------------------------
+
+async def test_oslo_calls_a_relaybus_server(bus: relaybus.Bus, oslo: Oslo, topic: str) -> None:
+    async with bus.rpc_server(Target(topic=topic, server="rb1"), [RelayCompute("rb1")]):
+        client = oslo.rpc_client(topic)
+        assert await asyncio.to_thread(client.call, CTXT, "echo", value=VALUE) == VALUE
+        context = await asyncio.to_thread(client.call, CTXT, "get_context")
+        assert context == {**CTXT, "client_timeout": None}
+
+
+async def test_oslo_casts_to_a_relaybus_server(bus: relaybus.Bus, oslo: Oslo,
+                                               topic: str) -> None:
+    endpoint = RelayCompute("rb1")
+    async with bus.rpc_server(Target(topic=topic, server="rb1"), [endpoint]):
+        await asyncio.to_thread(oslo.rpc_client(topic).cast, CTXT, "record", value="cast")
+        await asyncio.wait_for(endpoint.cast_seen.wait(), WAIT)
+    assert endpoint.casts == [("rb1", "cast")]
+
+
+async def test_oslo_fanout_cast_reaches_every_relaybus_server(make_bus: Any, oslo: Oslo,
+                                                              topic: str) -> None:
+    endpoints = [RelayCompute("rb1"), RelayCompute("rb2")]
+    servers = [(await make_bus()).rpc_server(Target(topic=topic, server=e.name), [e])
+               for e in endpoints]
+    for server in servers:
+        await server.start()
+    client = oslo.rpc_client(topic).prepare(fanout=True)
+    await asyncio.to_thread(client.cast, CTXT, "record", value="all")
+    for endpoint in endpoints:
+        await asyncio.wait_for(endpoint.cast_seen.wait(), WAIT)
+        assert endpoint.casts == [(endpoint.name, "all")]
+    for server in servers:
+        await server.stop()
+        await server.wait()
+
+
+async def test_oslo_directed_call_reaches_that_relaybus_server(bus: relaybus.Bus, oslo: Oslo,
+                                                               topic: str) -> None:
+    servers = [bus.rpc_server(Target(topic=topic, server=n), [RelayCompute(n)])
+               for n in ("rb1", "rb2")]
+    for server in servers:
+        await server.start()
+    client = oslo.rpc_client(topic).prepare(server="rb2")
+    answers = {await asyncio.to_thread(client.call, CTXT, "whoami") for _ in range(6)}
+    for server in servers:
+        await server.stop()
+        await server.wait()
+    assert answers == {"rb2"}
+
+
+async def test_oslo_namespace_and_version_against_relaybus(bus: relaybus.Bus, oslo: Oslo,
+                                                           topic: str) -> None:
+    async with bus.rpc_server(Target(topic=topic, server="rb1"),
+                              [RelayCompute("rb1"), RelayVersioned()]):
+        client = oslo.rpc_client(topic).prepare(namespace="compute", version="1.2")
+        assert await asyncio.to_thread(client.call, CTXT, "run_instance", instance_id=52) == \
+            {"host": "relaybus", "instance_id": 52}
+        # oslo clients see a dispatcher failure as RemoteError naming oslo's own classes
+        with pytest.raises(om.RemoteError) as info:
+            await asyncio.to_thread(client.prepare(version="1.5").call, CTXT, "run_instance",
+                                    instance_id=1)
+        assert info.value.exc_type == "UnsupportedVersion"
+        assert info.value.value == \
+            "Endpoint does not support RPC version 1.5. Attempted method: run_instance"
+        with pytest.raises(om.RemoteError) as missing:
+            await asyncio.to_thread(client.call, CTXT, "no_such_method")
+        assert missing.value.exc_type == "NoSuchMethod"
+        assert missing.value.value == "Endpoint does not support RPC method no_such_method"
+
+
+async def test_oslo_gets_relaybus_exceptions(bus: relaybus.Bus, oslo: Oslo, topic: str) -> None:
+    async with bus.rpc_server(Target(topic=topic, server="rb1"), [RelayCompute("rb1")]):
+        client = oslo.rpc_client(topic, allowed_remote_exmods=["interop_exceptions"])
+        with pytest.raises(ValueError, match="bad value: 42"):
+            await asyncio.to_thread(client.call, CTXT, "fail_builtin", text="bad value: 42")
+        with pytest.raises(interop_exceptions.WidgetNotFound) as info:
+            await asyncio.to_thread(client.call, CTXT, "fail_custom", widget_id="w-17")
+        assert type(info.value).__name__ == "WidgetNotFound_Remote"
+        assert info.value.kwargs == {"widget_id": "w-17"}
+        with pytest.raises(om.RemoteError) as remote:
+            await asyncio.to_thread(oslo.rpc_client(topic).call, CTXT, "fail_custom",
+                                    widget_id="w-17")
+        assert remote.value.exc_type == "WidgetNotFound"
+
+
+async def test_oslo_call_monitor_with_a_relaybus_server(bus: relaybus.Bus, oslo: Oslo,
+                                                        topic: str) -> None:
+    async with bus.rpc_server(Target(topic=topic, server="rb1"), [RelayCompute("rb1")]):
+        client = oslo.rpc_client(topic).prepare(call_monitor_timeout=2)
+        assert await asyncio.to_thread(client.call, CTXT, "slow", seconds=2.5) == "slept"
