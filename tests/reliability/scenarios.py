@@ -1,0 +1,38 @@
+"""Every scenario, and the transports it runs on."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import sc_access
+import sc_blocked_loop
+import sc_broker_restart
+import sc_browser_churn
+import sc_client_killed
+import sc_cluster
+import sc_firehose_access
+import sc_hostile_input
+import sc_poison
+import sc_reconnect_storm
+import sc_server_killed
+import sc_slow_consumer
+import sc_version_skew
+from figures import Figures
+
+Scenario = Callable[[str, str], Awaitable[Figures]]
+
+SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
+    "broker-restart": (sc_broker_restart.run, ("rabbit", "nats")),
+    "credentials-and-access": (sc_access.run, ("rabbit", "nats")),
+    "reconnect-storm": (sc_reconnect_storm.run, ("rabbit", "nats")),
+    "slow-consumer": (sc_slow_consumer.run, ("rabbit", "nats")),
+    "server-killed": (sc_server_killed.run, ("rabbit", "nats")),
+    "client-killed": (sc_client_killed.run, ("rabbit", "nats")),
+    "hostile-input": (sc_hostile_input.run, ("memory", "rabbit", "nats")),
+    "poison-message": (sc_poison.run, ("memory", "rabbit", "nats")),
+    "blocked-handler": (sc_blocked_loop.run, ("rabbit", "nats")),
+    "version-skew": (sc_version_skew.run, ("memory", "rabbit", "nats")),
+    "browser-churn": (sc_browser_churn.run, ("memory", "rabbit")),
+    "firehose-access": (sc_firehose_access.run, ("memory",)),
+    "cluster-failover": (sc_cluster.run, ("nats", "rabbit")),
+}
