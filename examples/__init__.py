@@ -1,0 +1,1 @@
+"""Runnable examples of relaybus, each exercised by a test."""

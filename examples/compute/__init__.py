@@ -1,0 +1,1 @@
+"""A nova-like compute service, ready for ``relaybus serve``."""

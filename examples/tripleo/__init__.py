@@ -1,0 +1,1 @@
+"""A TripleO-like workflow pushing its progress to browsers through the firehose (seed 000)."""
