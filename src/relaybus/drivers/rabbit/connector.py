@@ -56,12 +56,22 @@ class Connector:
         self._restore: list[RestoreCallback] = []
         self._on_fatal: list[Callable[[MessagingError], None]] = []
         self.generation = 0
+        self._reconnected_at: float | None = None
 
     @property
     def current(self) -> Connection | None:
         """The open connection, or None while (re)connecting."""
         connection = self._connection
         return connection if connection is not None and not connection.is_closed else None
+
+    def reconnected_within(self, seconds: float) -> bool:
+        """Whether the current connection is a reconnection made less than ``seconds`` ago.
+
+        Right after a reconnection, peers are likely still restoring their own queues
+        (a broker restart drops transient ones), so senders treat a return as "not yet".
+        """
+        return self._reconnected_at is not None and self.current is not None \
+            and asyncio.get_running_loop().time() - self._reconnected_at < seconds
 
     def add_restore(self, callback: RestoreCallback) -> None:
         """Run ``callback(connection)`` after every reconnection (not the first connect)."""
@@ -141,6 +151,7 @@ class Connector:
             if connection.is_closed:
                 continue  # lost again while restoring: the next round starts at once
             LOG.info("%s: reconnected to %r", self._name, connection)
+            self._reconnected_at = asyncio.get_running_loop().time()
             telemetry.count_reconnect("rabbit")
             self._ready.set()
             return

@@ -36,7 +36,13 @@ from relaybus.drivers.rabbit.subscriptions import (
     RPCServerConsumer,
     TapConsumer,
 )
-from relaybus.drivers.rabbit.topology import DEFAULT_EXCHANGE, QueueSpec, Topology, rpc_route
+from relaybus.drivers.rabbit.topology import (
+    DEFAULT_EXCHANGE,
+    ExchangeSpec,
+    QueueSpec,
+    Topology,
+    rpc_route,
+)
 from relaybus.errors import (
     MessageUndeliverable,
     MessagingError,
@@ -58,6 +64,7 @@ from relaybus.url import TransportURL
 LOG = logging.getLogger(__name__)
 
 PLAIN_PROPERTIES = codec.message_properties()
+RESTORE_SLACK = 2.0  # seconds a peer may take, once reconnected, to declare its queues
 
 
 class RabbitDriver(Driver):
@@ -98,8 +105,11 @@ class RabbitDriver(Driver):
         await connector.start()
         connector.on_fatal(self._give_up)
         self._connector = connector
+        # peers reconnect within their own backoff cap (taken to be like ours), then
+        # declare their queues again
         self._publisher = Publisher(connector, confirms=options.publisher_confirms,
-                                    on_returned_call=self._on_returned_call)
+                                    on_returned_call=self._on_returned_call,
+                                    restore_grace=options.reconnect_delay_max + RESTORE_SLACK)
 
     def _live(self) -> tuple[Connector, Publisher]:
         if self._closed or self._connector is None or self._publisher is None:
@@ -149,17 +159,16 @@ class RabbitDriver(Driver):
         assert target.topic is not None
         send_timeout = self.rabbit_options.send_timeout
         if target.fanout:
-            fanout = self._topology.fanout_exchange(target.topic)
-            await publisher.declare_exchange(fanout, send_timeout)
-            kind, (exchange, key) = FANOUT, (fanout.name, "")
+            requires = self._topology.fanout_exchange(target.topic)
+            kind, (exchange, key) = FANOUT, (requires.name, "")
         else:
-            await publisher.ensure_exchange(self._topology.control_exchange(exchange),
-                                            send_timeout)
+            requires = self._topology.control_exchange(exchange)
             kind, (exchange, key) = "confirm", rpc_route(exchange, target.topic,
                                                           target.server, False)
         await publisher.publish_confirmed(exchange, key, body, self._cast_properties,
                                           mandatory=True, unique_id=message["_unique_id"],
-                                          target=target, timeout=send_timeout, kind=kind)
+                                          target=target, timeout=send_timeout, kind=kind,
+                                          requires=requires)
 
     async def _call(self, publisher: Publisher, target: Target, request: Request,
                     exchange: str, timeout: float | None,
@@ -175,27 +184,41 @@ class RabbitDriver(Driver):
             version=request.version, msg_id=msg_id, reply_q=reply_queue,
             call_monitor_timeout=call_monitor_timeout)))
         spec = self._topology.control_exchange(exchange)
-        if not publisher.is_declared(spec):
-            await self._within(deadline, publisher.ensure_exchange(spec, _left(deadline)))
         exchange, key = rpc_route(exchange, target.topic, target.server, False)
         properties = self._properties_for_call(timeout)
         replies = self._replies
-        replies.register(msg_id)
         self._calls[msg_id] = target
+        returns = 0
         try:
             while True:
-                channel = publisher.channel_now(DIRECT) or await self._within(
-                    deadline, publisher.channel(DIRECT, _left(deadline)))
+                replies.register(msg_id)
+                await self._publish_call(publisher, spec, exchange, key, body, properties,
+                                         deadline)
                 try:
-                    channel.publish(exchange, key, body, properties, mandatory=True)
-                    break
-                except AMQPError as exc:
-                    if not is_connection_error(exc):
-                        raise translate(exc, "publishing a call") from exc
-            return await replies.wait(msg_id, _left(deadline), call_monitor_timeout)
+                    return await replies.wait(msg_id, _left(deadline), call_monitor_timeout)
+                except MessageUndeliverable:
+                    # returned: never delivered, so sending it again is safe
+                    returns += 1
+                    if not await publisher.pause_after_return(returns, _left(deadline), "call"):
+                        raise
         finally:
             replies.discard(msg_id)
             self._calls.pop(msg_id, None)
+
+    async def _publish_call(self, publisher: Publisher, spec: ExchangeSpec, exchange: str,
+                            key: str, body: bytes, properties: bytes,
+                            deadline: float | None) -> None:
+        while True:
+            channel = publisher.channel_now(DIRECT) or await self._within(
+                deadline, publisher.channel(DIRECT, _left(deadline)))
+            if not publisher.is_declared(spec):  # on the connection it goes out on
+                await self._within(deadline, publisher.ensure_exchange(spec, _left(deadline)))
+            try:
+                channel.publish(exchange, key, body, properties, mandatory=True)
+                return
+            except AMQPError as exc:
+                if not is_connection_error(exc):
+                    raise translate(exc, "publishing a call") from exc
 
     @staticmethod
     async def _within(deadline: float | None, step: Any) -> Any:
@@ -318,12 +341,11 @@ class RabbitDriver(Driver):
         timeout = self.rabbit_options.send_timeout
         # Like oslo, declare the default pool's queue first, so notifications wait there
         # even while no listener runs.
-        await publisher.ensure_queue(
-            self._topology.notification_queue(exchange, target.topic, priority), timeout)
         await publisher.publish_confirmed(
             exchange, self._topology.notification_key(target.topic, priority), body,
             PLAIN_PROPERTIES, mandatory=False, unique_id=None, target=target,
-            timeout=timeout)
+            timeout=timeout,
+            requires=self._topology.notification_queue(exchange, target.topic, priority))
 
     async def listen_for_notifications(self, targets_and_priorities: Sequence[tuple[Target, str]],
                                        pool: str | None,

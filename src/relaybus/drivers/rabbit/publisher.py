@@ -13,7 +13,15 @@ channel of their own, since a refused declaration closes its channel) and are re
 per connection, so the hot path of a send only looks one up.
 
 Requests are published ``mandatory``; when no queue can take one, the broker returns it
-(312 NO_ROUTE) and the waiting sender gets MessageUndeliverable at once.
+(312 NO_ROUTE) and the waiting sender gets MessageUndeliverable at once. Except right after
+a reconnection: a broker restart drops transient exchanges and queues, and the servers
+that own them declare them again only once they have reconnected too. So for
+``restore_grace`` seconds after a reconnection, a returned message is sent again (pausing
+a little longer each time) until it is taken or its send timeout runs out.
+
+What a message is published to is declared on the very connection it is published on:
+a send that waited out an outage lands on a new connection, where the exchange it was
+aimed at may not exist any more.
 
 A confirm channel whose publish the broker nacks is retired (dropped and closed) and the
 message is sent again on a new channel until its send timeout: RabbitMQ 3.10 keeps nacking
@@ -55,6 +63,9 @@ CONFIRM, FANOUT, DIRECT = "confirm", "fanout", "direct"
 ReturnHandler = Callable[[Returned], None]
 
 NACK_PAUSE = 0.05  # before the second resend of a nacked message; doubles up to 1 s
+RETURN_PAUSE = 0.1  # before resending a message returned right after a reconnection; doubles
+
+Declaration = ExchangeSpec | QueueSpec
 
 
 class Publisher:
@@ -65,11 +76,14 @@ class Publisher:
         confirms: use publisher confirms on the ``confirm`` channel.
         on_returned_call: called with each returned message of the ``direct`` channel
             (the driver fails the call it belongs to).
+        restore_grace: seconds after a reconnection during which a returned message is
+            sent again rather than failed.
     """
 
     def __init__(self, connector: Connector, *, confirms: bool,
-                 on_returned_call: ReturnHandler) -> None:
+                 on_returned_call: ReturnHandler, restore_grace: float = 0.0) -> None:
         self._connector = connector
+        self.restore_grace = restore_grace
         self._confirms = confirms
         self._on_returned_call = on_returned_call
         self._channels: dict[str, Channel] = {}
@@ -165,6 +179,17 @@ class Publisher:
         """Declare an exchange now, even if it was declared before (it may auto-delete)."""
         await self._declare_exchange(spec, timeout)
 
+    async def ensure(self, spec: Declaration, timeout: float | None) -> None:
+        """Declare an exchange or a queue once per connection."""
+        if isinstance(spec, QueueSpec):
+            await self.ensure_queue(spec, timeout)
+        else:
+            await self.ensure_exchange(spec, timeout)
+
+    def in_restore_grace(self) -> bool:
+        """Whether a return now more likely means "not restored yet" than "nobody there"."""
+        return self._connector.reconnected_within(self.restore_grace)
+
     async def _ensure(self, key: Any, declare: Callable[[], Any]) -> None:
         generation = self._connector.generation
         entry = self._declared.get(key)
@@ -227,8 +252,12 @@ class Publisher:
 
     async def publish_confirmed(self, exchange: str, routing_key: str, body: bytes,
                                 properties: bytes, *, mandatory: bool, unique_id: str | None,
-                                target: Any, timeout: float, kind: str = CONFIRM) -> None:
+                                target: Any, timeout: float, kind: str = CONFIRM,
+                                requires: Declaration | None = None) -> None:
         """Publish on a confirm channel and wait for the broker to take the message.
+
+        ``requires`` is declared on each connection the message is published on (a fanout
+        exchange before every attempt, as it disappears with its last server).
 
         When the connection drops before the confirm, the same bytes are published again
         on the next connection (receivers drop the duplicate by its ``_unique_id``). When
@@ -243,10 +272,18 @@ class Publisher:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        nacks = 0
+        nacks = returns = 0
         while True:
             channel = self.channel_now(kind) or await self.channel(
                 kind, max(deadline - loop.time(), 0))
+            if requires is not None and (kind == FANOUT or not self.is_declared(
+                    queue_key(requires) if isinstance(requires, QueueSpec) else requires)):
+                try:
+                    await self._prepare(kind, requires, max(deadline - loop.time(), 0))
+                except ConnectionFailure:
+                    if loop.time() < deadline:
+                        continue  # lost the connection while declaring: on the next one
+                    raise
             try:
                 connection = self._connector.current
                 if connection is not None and not connection.writable:
@@ -279,8 +316,15 @@ class Publisher:
                           "new channel", nacks)
                 if nacks > 1:  # a new channel was nacked too: do not spin
                     await asyncio.sleep(min(NACK_PAUSE * 2 ** (nacks - 2), 1.0, left))
+            except MessageUndeliverable:
+                returns += 1
+                if not await self.pause_after_return(returns, deadline - loop.time()):
+                    raise
             except ChannelClosed as exc:
                 if kind == FANOUT and exc.code == NOT_FOUND:  # the last server just left
+                    returns += 1
+                    if await self.pause_after_return(returns, deadline - loop.time()):
+                        continue
                     raise MessageUndeliverable(target, f"no server listens ({exc.text})") \
                         from exc
                 if channel in self._retired and loop.time() < deadline:
@@ -291,6 +335,26 @@ class Publisher:
                     raise translate(exc, "publishing") from exc
                 LOG.info("connection lost before the broker confirmed a message; "
                          "sending it again after reconnecting")
+
+    async def _prepare(self, kind: str, requires: Declaration, timeout: float) -> None:
+        if kind == FANOUT and isinstance(requires, ExchangeSpec):
+            await self.declare_exchange(requires, timeout)
+        else:
+            await self.ensure(requires, timeout)
+
+    async def pause_after_return(self, returns: int, left: float | None,
+                                 what: str = "message") -> bool:
+        """Pause before sending a returned message again; False when it must fail instead.
+
+        Only right after a reconnection (see ``restore_grace``) and with time ``left``.
+        """
+        if (left is not None and left <= 0) or not self.in_restore_grace():
+            return False
+        LOG.info("a %s was returned %d time(s) right after reconnecting; sending it "
+                 "again while servers restore their queues", what, returns)
+        await asyncio.sleep(min(RETURN_PAUSE * 2 ** (returns - 1), 1.0,
+                                1.0 if left is None else left))
+        return True
 
     def _retire(self, kind: str, channel: Channel) -> None:
         """Stop using a channel the broker nacked a publish on, and close it."""
