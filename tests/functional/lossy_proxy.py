@@ -1,5 +1,6 @@
-"""A TCP proxy that can silently swallow one direction of its traffic, then cut every
-connection: what a broker node dying mid-send looks like to a client."""
+"""A TCP proxy that can silently swallow one direction of its traffic, cut every
+connection, or refuse new ones: what a broker node dying mid-send, or staying out of
+reach, looks like to a client."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ class LossyProxy:
     While ``swallow`` names a direction ("up": client to server, "down": server to
     client), bytes going that way are dropped and kept in :attr:`swallowed` instead;
     :meth:`swallowed_contains` waits for a marker among them. :meth:`cut` closes every
-    connection, and the proxy goes on accepting new ones.
+    connection, and the proxy goes on accepting new ones. While :attr:`refusing`, a new
+    connection is closed as soon as it is accepted.
     """
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.port = 0
         self.swallow: str | None = None
+        self.refusing = False
         self.swallowed = bytearray()
         self._changed = asyncio.Condition()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -37,6 +40,9 @@ class LossyProxy:
         return self
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(HOST, self.upstream_port)
         except OSError:

@@ -4,10 +4,13 @@ server that lives through a broker restart."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +27,9 @@ from rabbit_support import (
 import relaybus
 from relaybus import Target
 from relaybus.drivers.rabbit import RabbitDriver
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lossy_proxy import LossyProxy  # noqa: E402
 
 pytestmark = pytest.mark.broker
 
@@ -230,3 +236,86 @@ async def test_a_server_lives_through_a_broker_restart(make_bus: MakeBus, topic:
         await asyncio.wait_for(server.cast_seen.wait(), 30)
         assert server.casts == ["during"]
         assert await client.call({}, "echo", value="after") == "after"
+
+
+class _Returns(logging.Handler):
+    """Counts the "returned right after reconnecting" log lines, by what was returned."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if "right after reconnecting" in line:
+            self.counts[line.split()[1]] += 1  # "a call was returned..."
+            self.changed.set()
+
+    async def seen(self, what: str) -> None:
+        while not self.counts[what]:
+            self.changed.clear()
+            await self.changed.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_sends_made_during_a_broker_restart_wait_for_their_servers_to_return(
+        make_bus: MakeBus, topic: str) -> None:
+    # The order the previous test leaves to chance, forced: the client is back on the
+    # restarted broker first, where the transient exchange and queues are gone; the
+    # server can come back only once the client's cast and call have been returned.
+    proxy = await LossyProxy(5672).start()
+    returns = _Returns()
+    publisher_log = logging.getLogger("relaybus.drivers.rabbit.publisher")
+    publisher_log.addHandler(returns)
+    previous_level = publisher_log.level
+    publisher_log.setLevel(logging.INFO)
+    try:
+        server_bus = await make_bus(f"rabbit://guest:guest@127.0.0.1:{proxy.port}/",
+                                    reconnect_delay=0.2, reconnect_delay_max=0.5)
+        client_bus = await make_bus(reconnect_delay=0.2, reconnect_delay_max=1.0)
+        server = Server()
+        async with server_bus.rpc_server(Target(topic=topic, server="s1"), [server]):
+            client = client_bus.rpc_client(Target(topic=topic), timeout=30)
+            notifier = client_bus.notifier("p", topics=[f"{topic}_n"])
+            assert await client.call({}, "echo", value="before") == "before"
+            await notifier.info({}, "e", {"n": "before"})  # declares the queue once
+            rabbitmqctl("stop_app", timeout=60)
+            proxy.refusing = True
+            try:
+                cast = asyncio.ensure_future(client.cast({}, "record", value="during"))
+                notified = asyncio.ensure_future(notifier.info({}, "e", {"n": "during"}))
+            finally:
+                rabbitmqctl("start_app", timeout=60)
+            rabbitmqctl("await_startup", timeout=60)
+            # the notification's queue is declared again on the new connection
+            await asyncio.wait_for(notified, 30)
+            await asyncio.wait_for(returns.seen("message"), 30)  # the cast, nobody there
+            # a call made now (a call made before the client saw its connection drop is
+            # lost with it: calls are never sent twice) is returned too, and sent again
+            call = asyncio.ensure_future(client.call({}, "echo", value="after"))
+            await asyncio.wait_for(returns.seen("call"), 30)
+            assert not cast.done() and not call.done()
+            proxy.refusing = False
+            await asyncio.wait_for(cast, 30)
+            assert await asyncio.wait_for(call, 30) == "after"
+            assert server.casts == ["during"]
+
+        got: list[Any] = []
+        seen = asyncio.Event()
+
+        class Listener:
+            def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                     metadata: Any) -> None:
+                got.append(payload)
+                seen.set()
+
+        async with client_bus.notification_listener([Target(topic=f"{topic}_n")],
+                                                    [Listener()]):
+            await asyncio.wait_for(seen.wait(), WAIT)
+        assert got == [{"n": "during"}]  # "before" went with the broker's transient queue
+    finally:
+        publisher_log.removeHandler(returns)
+        publisher_log.setLevel(previous_level)
+        await proxy.close()
