@@ -53,6 +53,8 @@ def test_query_strings_and_keyword_options_are_converted() -> None:
     ("subject_prefix=a..b", "not a subject prefix"),
     ("reconnect_delay=5&reconnect_delay_max=1", "reconnect_delay_max must be >="),
     ("tls_ca_file=/nonexistent/ca.pem", "is not a readable file"),
+    ("jetstream_domain=hub.eu", "jetstream_domain 'hub.eu' is not a domain name"),
+    ("jetstream_domain=>", "is not a domain name"),
 ])
 def test_bad_options_are_refused(query: str, fragment: str) -> None:
     with pytest.raises(relaybus.InvalidTransportURL, match=fragment.replace("*", r"\*")):

@@ -146,13 +146,15 @@ class PrivateNatsServer:
                 await process.wait()
 
 
-async def wait_for_jetstream(url: str) -> None:
-    """Return once the server at ``url`` answers JetStream API requests."""
+async def wait_for_jetstream(url: str, domain: str | None = None) -> None:
+    """Return once JetStream API requests sent through the server at ``url`` (to
+    ``domain``, if given) are answered."""
+    prefix = "$JS.API" if domain is None else f"$JS.{domain}.API"
     async with raw_client(url) as client:
         deadline = time.monotonic() + WAIT
         while True:
             try:
-                await client.jsm().account_info()
+                await client.jsm(prefix=prefix, timeout=1).account_info()
                 return
             except (nats.errors.NoRespondersError, nats.errors.TimeoutError,
                     nats.js.errors.ServiceUnavailableError):

@@ -39,7 +39,6 @@ from relaybus.transport.base import IncomingNotification, NotificationHandler
 
 LOG = logging.getLogger(__name__)
 
-JS_API_PREFIX = "$JS.API"
 MSG_ID_HEADER = "Nats-Msg-Id"
 _STREAM_EXISTS = 10058  # stream name already in use with a different configuration
 _SUBJECTS_OVERLAP = 10065  # subjects overlap with an existing stream
@@ -188,7 +187,8 @@ class Notifications:
     async def _publish(self, subject: str, body: bytes, headers: dict[str, str] | None,
                        timeout: float) -> None:
         if self._js is None:
-            self._js = self._connection.client.jetstream(timeout=self._options.send_timeout)
+            self._js = self._connection.client.jetstream(
+                prefix=self._options.jetstream_api_prefix, timeout=self._options.send_timeout)
         await self._js.publish(subject, body, timeout=timeout,
                                headers=dict(headers) if headers else None)
 
@@ -211,7 +211,8 @@ class Notifications:
             storage=api.StorageType(opts.stream_storage), max_age=opts.stream_max_age,
             max_bytes=opts.stream_max_bytes, max_msgs=opts.stream_max_msgs,
             num_replicas=opts.stream_replicas, duplicate_window=opts.duplicate_window)
-        jsm = self._connection.client.jsm(timeout=min(timeout or opts.send_timeout,
+        jsm = self._connection.client.jsm(prefix=opts.jetstream_api_prefix,
+                                          timeout=min(timeout or opts.send_timeout,
                                                       opts.send_timeout))
         keeper = name
         try:
@@ -226,9 +227,11 @@ class Notifications:
             else:
                 raise translate(exc, f"creating stream {name}") from exc
         except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError) as exc:
+            where = "the NATS server (nats-server -js)" if opts.jetstream_domain is None \
+                else f"a server of domain {opts.jetstream_domain!r} that this one reaches"
             raise ConnectionFailure(
-                f"creating stream {name}: JetStream does not answer; is it enabled on the "
-                "NATS server (nats-server -js)? notifications=core works without it") from exc
+                f"creating stream {name}: JetStream does not answer; is it enabled on "
+                f"{where}? notifications=core works without it") from exc
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             raise translate(exc, f"creating stream {name}") from exc
         self._streams[name] = keeper
@@ -243,7 +246,8 @@ class Notifications:
             durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT,
             deliver_policy=api.DeliverPolicy(opts.deliver_policy), filter_subject=subject,
             ack_wait=opts.ack_wait, max_deliver=opts.max_deliver)
-        jsm = self._connection.client.jsm(timeout=opts.send_timeout)
+        jsm = self._connection.client.jsm(prefix=opts.jetstream_api_prefix,
+                                          timeout=opts.send_timeout)
         try:
             await jsm.add_consumer(stream, config)
         except nats.js.errors.APIError as exc:
@@ -308,7 +312,7 @@ class Notifications:
         stream = await self.ensure_stream(target)
         durable = await self.ensure_consumer(stream, pool, priority, subject)
         puller = PullConsumer(
-            self._connection, JS_API_PREFIX, stream, durable, on_stored,
+            self._connection, self._options.jetstream_api_prefix, stream, durable, on_stored,
             functools.partial(self._recover, target, pool, priority, subject),
             batch=self._options.fetch_batch, heartbeat=self._options.idle_heartbeat,
             name=f"relaybus[nats].listener[{stream}/{durable}]")

@@ -71,6 +71,10 @@ class NatsOptions:
             limit).
         deliver_policy: where a new pool starts: ``all`` (everything the stream still
             keeps) or ``new`` (only what is published from then on).
+        jetstream_domain: the JetStream domain that keeps the streams, when it is not
+            the one of the server the bus connects to: a service attached to a leaf node
+            stores its notifications in the hub's domain (``jetstream_domain=hub``), so
+            they survive the leaf. Unset, the connected server's own JetStream is used.
         fetch_batch: notifications a listener asks for at once.
         idle_heartbeat: seconds between the server's heartbeats on an idle pull
             request; two missed ones make the listener ask again (after a server restart).
@@ -106,6 +110,7 @@ class NatsOptions:
     ack_wait: float = 30.0
     max_deliver: int = -1
     deliver_policy: str = "all"
+    jetstream_domain: str | None = None
     fetch_batch: int = 64
     idle_heartbeat: float = 2.0
 
@@ -141,6 +146,12 @@ class NatsOptions:
             if not value or any(not p or p in ("*", ">") or any(c.isspace() for c in p)
                                 for p in parts):
                 raise InvalidTransportURL(url, f"{name} {value!r} is not a subject prefix")
+        domain = self.jetstream_domain
+        if domain is not None and (not domain or any(c in domain for c in ".*>")
+                                   or any(c.isspace() for c in domain)):
+            raise InvalidTransportURL(url, f"jetstream_domain {domain!r} is not a domain "
+                                      "name (one subject token: no dots, wildcards or "
+                                      "spaces)")
         for name in ("tls_ca_file", "tls_cert_file", "tls_key_file", "creds_file",
                      "nkeys_seed_file"):
             path = getattr(self, name)
@@ -148,6 +159,12 @@ class NatsOptions:
                 raise InvalidTransportURL(url, f"{name} {path!r} is not a readable file")
         if self.tls_key_file and not self.tls_cert_file:
             raise InvalidTransportURL(url, "tls_key_file needs tls_cert_file")
+
+    @property
+    def jetstream_api_prefix(self) -> str:
+        """Where JetStream API requests go: ``$JS.API``, or ``$JS.<domain>.API``."""
+        domain = self.jetstream_domain
+        return "$JS.API" if domain is None else f"$JS.{domain}.API"
 
     @property
     def uses_tls(self) -> bool:
