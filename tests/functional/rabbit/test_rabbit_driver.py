@@ -70,6 +70,20 @@ async def test_wrong_password_is_an_authentication_failure_not_a_retry_loop(
     assert time.monotonic() - started < 5
 
 
+async def test_an_amqplain_login_is_what_the_broker_sees(rabbit_url: str) -> None:
+    async with await relaybus.connect(rabbit_url, login_method="AMQPLAIN") as bus:
+        name, topic = driver_of(bus).connection_name, f"amqplain_{time.monotonic_ns()}"
+        async with bus.rpc_server(Target(topic=topic, server="s"), [Echo()]):
+            assert await bus.rpc_client(Target(topic=topic)).call({}, "echo", value=1) == 1
+        mechanisms = [row["auth_mechanism"] for row in rabbitmq_json(
+            "list_connections", "auth_mechanism", "client_properties")
+            if ["connection_name", "longstr", name] in row["client_properties"]]
+        assert mechanisms == ["AMQPLAIN"]
+    with pytest.raises(relaybus.AuthenticationFailure, match="credentials"):
+        await relaybus.connect("rabbit://guest:wrong@127.0.0.1:5672/",
+                               login_method="AMQPLAIN")
+
+
 async def test_missing_vhost_is_an_authentication_failure(rabbit_url: str) -> None:
     with pytest.raises(relaybus.AuthenticationFailure, match="virtual host"):
         await relaybus.connect("rabbit://guest:guest@127.0.0.1:5672/no-such-vhost-here")

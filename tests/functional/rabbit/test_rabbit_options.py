@@ -47,10 +47,16 @@ def test_oslo_option_names_are_accepted() -> None:
 @pytest.mark.parametrize("query", ["nonsense=1", "heartbeat=soon", "amqp_durable_queues=maybe",
                                    "heartbeat=-1", "send_timeout=0", "rpc_message_ttl=-2",
                                    "ssl_ca_file=/nonexistent/ca.pem&ssl=1",
-                                   "ssl_cert_file=/etc/hostname"])
+                                   "ssl_cert_file=/etc/hostname", "login_method=CRAM-MD5"])
 def test_bad_options_are_refused(query: str) -> None:
     with pytest.raises(relaybus.InvalidTransportURL):
         make_driver(f"rabbit://h/?{query}")
+
+
+def test_an_amqplain_login_refuses_credentials_it_cannot_carry() -> None:
+    with pytest.raises(relaybus.InvalidTransportURL, match="under 128 bytes"):
+        make_driver(f"rabbit://guest:{'x' * 128}@h/", rabbit_login_method="AMQPLAIN")
+    assert make_driver(f"rabbit://guest:{'x' * 127}@h/?login_method=AMQPLAIN")
 
 
 def test_unknown_option_names_the_known_ones() -> None:

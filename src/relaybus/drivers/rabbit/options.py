@@ -29,7 +29,8 @@ DEFAULT_TLS_PORT = 5671
 DEFAULT_USER = "guest"
 DEFAULT_PASSWORD = "guest"
 
-_ALIASES = {"heartbeat_timeout_threshold": "heartbeat"}
+_ALIASES = {"heartbeat_timeout_threshold": "heartbeat", "rabbit_login_method": "login_method"}
+LOGIN_METHODS = ("PLAIN", "AMQPLAIN")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class RabbitOptions:
             ``reconnect_delay_max``.
         ssl: connect with TLS; ``ssl_ca_file`` verifies the broker's certificate,
             ``ssl_cert_file``/``ssl_key_file`` present a client certificate.
+        login_method: the SASL mechanism of the login, ``PLAIN`` (the default) or
+            ``AMQPLAIN`` (oslo's ``rabbit_login_method``; for brokers that offer only it).
     """
 
     heartbeat: int = 60
@@ -83,6 +86,7 @@ class RabbitOptions:
     ssl_cert_file: str | None = None
     ssl_key_file: str | None = None
     ssl_enforce_hostname_verification: bool = False
+    login_method: str = "PLAIN"
 
     @classmethod
     def parse(cls, url: str, options: Mapping[str, Any]) -> RabbitOptions:
@@ -113,6 +117,9 @@ class RabbitOptions:
                 raise InvalidTransportURL(url, f"{name} {path!r} is not a readable file")
         if self.ssl_key_file and not self.ssl_cert_file:
             raise InvalidTransportURL(url, "ssl_key_file needs ssl_cert_file")
+        if self.login_method not in LOGIN_METHODS:
+            raise InvalidTransportURL(url, f"login_method must be one of "
+                                      f"{', '.join(LOGIN_METHODS)}")
         if not self.ssl and (self.ssl_ca_file or self.ssl_cert_file):
             raise InvalidTransportURL(url, "ssl_* files are given but ssl is off; add ssl=1")
 
@@ -161,10 +168,14 @@ def connect_params(url: TransportURL, options: RabbitOptions,
     for host in hosts or [None]:
         if host is not None and host.username is not None:
             username, password = host.username, host.password or ""
+        if options.login_method == "AMQPLAIN" and max(
+                len(username.encode()), len(password.encode())) >= 128:
+            raise InvalidTransportURL(url.masked(), "an AMQPLAIN login needs a user name "
+                                      "and a password under 128 bytes each; use PLAIN")
         params.append(ConnectParams(
             host=(host.hostname if host is not None else None) or "localhost",
             port=(host.port if host is not None else None) or port,
             username=username, password=password, virtual_host=vhost, ssl_context=context,
             heartbeat=options.heartbeat, connect_timeout=options.connect_timeout,
-            connection_name=connection_name))
+            connection_name=connection_name, login_method=options.login_method))
     return params

@@ -9,6 +9,7 @@ import ssl
 from typing import Any
 
 from pamqp import commands
+from pamqp import encode as pamqp_encode
 from pamqp.base import Frame
 
 from relaybus.drivers.rabbit.amqp import codec
@@ -42,6 +43,7 @@ class ConnectParams:
         heartbeat: the heartbeat interval to ask for, in seconds (0: none).
         connect_timeout: seconds for the TCP/TLS connect and the AMQP handshake together.
         connection_name: shown by ``rabbitmqctl list_connections name``.
+        login_method: ``PLAIN`` or ``AMQPLAIN``.
     """
 
     host: str
@@ -55,6 +57,7 @@ class ConnectParams:
     connection_name: str = "relaybus"
     frame_max: int = 131072
     channel_max: int = 2047
+    login_method: str = "PLAIN"
 
 
 class Connection:
@@ -137,15 +140,16 @@ class Connection:
         start = await start_future
         self.server_properties = dict(start.server_properties or {})
         mechanisms = (start.mechanisms or "").split()
-        if "PLAIN" not in mechanisms:
-            raise HandshakeRefused(ACCESS_REFUSED, f"the broker offers no PLAIN login "
-                                                   f"(offers {mechanisms})")
+        if p.login_method not in mechanisms:
+            raise HandshakeRefused(ACCESS_REFUSED, f"the broker offers no {p.login_method} "
+                                                   f"login (offers {mechanisms})")
         client_properties: Any = {
                 "product": "relaybus", "platform": "Python",
                 "connection_name": p.connection_name, "capabilities": CLIENT_CAPABILITIES,
         }
         start_ok = commands.Connection.StartOk(
-            client_properties=client_properties, mechanism="PLAIN", response=f"\0{p.username}\0{p.password}", locale="en_US")
+            client_properties=client_properties, mechanism=p.login_method,
+            response=login_response(p.login_method, p.username, p.password), locale="en_US")
         tune = await self._expect("Connection.Tune", start_ok)
         self.channel_max = min(p.channel_max, tune.channel_max or p.channel_max)
         self.frame_max = min(p.frame_max, tune.frame_max or p.frame_max)
@@ -276,3 +280,16 @@ class Connection:
             if not self.closed.done():
                 self.protocol.abort(ConnectionLost("closed"))
                 self._on_lost(self._close_reason)
+
+
+def login_response(method: str, username: str, password: str) -> str:
+    """The SASL response of a ``PLAIN`` or ``AMQPLAIN`` login.
+
+    AMQPLAIN's is a field table without its length prefix. pamqp sends the response as
+    UTF-8 text, so its binary length fields must stay ASCII: each of the user name and
+    password must be under 128 bytes (the rabbit options refuse longer ones).
+    """
+    if method == "PLAIN":
+        return f"\0{username}\0{password}"
+    return pamqp_encode.field_table({"LOGIN": username, "PASSWORD": password})[4:] \
+        .decode("utf-8")
