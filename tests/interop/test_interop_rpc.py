@@ -8,6 +8,8 @@ would see from its own kind.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import threading
 import time
 from typing import Any
@@ -272,3 +274,49 @@ async def test_oslo_call_monitor_with_a_relaybus_server(bus: relaybus.Bus, oslo:
     async with bus.rpc_server(Target(topic=topic, server="rb1"), [RelayCompute("rb1")]):
         client = oslo.rpc_client(topic).prepare(call_monitor_timeout=2)
         assert await asyncio.to_thread(client.call, CTXT, "slow", seconds=2.5) == "slept"
+
+
+# -- deployments with rabbit_transient_quorum_queue -------------------------------------------
+
+async def test_transient_quorum_queues_interoperate(make_bus: Any, oslo: Oslo, topic: str,
+                                                    vhost: str) -> None:
+    # With this option oslo declares <topic>_fanout durable. Had the relaybus server,
+    # started first, declared it otherwise, oslo's server would be refused (406) here.
+    oslo.conf.set_override("rabbit_transient_quorum_queue", True,
+                           group="oslo_messaging_rabbit")
+    bus = await make_bus(rabbit_transient_quorum_queue=True)
+    relay_side = RelayCompute("rb1")
+    server = bus.rpc_server(Target(topic=topic, server="rb1"), [relay_side])
+    await server.start()
+    try:
+        oslo_side = OsloCompute("oslo1")
+        await oslo.rpc_server(topic, "oslo1", [oslo_side])
+        await bus.rpc_client(Target(topic=topic, fanout=True)).cast(CTXT, "record", value="rb")
+        await wait_for_thread_event(oslo_side.cast_seen)
+        await asyncio.wait_for(relay_side.cast_seen.wait(), WAIT)
+        oslo_side.cast_seen.clear()
+        relay_side.cast_seen.clear()
+        await asyncio.to_thread(oslo.rpc_client(topic).prepare(fanout=True).cast, CTXT,
+                                "record", value="oslo")
+        await wait_for_thread_event(oslo_side.cast_seen)
+        await asyncio.wait_for(relay_side.cast_seen.wait(), WAIT)
+        assert [v for _, v in oslo_side.casts] == [v for _, v in relay_side.casts] == \
+            ["rb", "oslo"]
+
+        # calls both ways, each answered into the caller's quorum reply queue
+        to_oslo = bus.rpc_client(Target(topic=topic, server="oslo1"))
+        assert await to_oslo.call(CTXT, "echo", value=VALUE) == VALUE
+        to_relay = oslo.rpc_client(topic).prepare(server="rb1")
+        assert await asyncio.to_thread(to_relay.call, CTXT, "echo", value=VALUE) == VALUE
+
+        queues = json.loads(subprocess.run(
+            ["rabbitmqctl", "-q", "--formatter", "json", "list_queues", "-p", vhost,
+             "name", "type", "durable"], capture_output=True, text=True, check=True,
+            timeout=60).stdout)
+        transient = {q["name"]: (q["type"], q["durable"]) for q in queues
+                     if q["name"].startswith((f"{topic}_fanout_", "reply_"))}
+        assert len(transient) == 4  # a fanout and a reply queue on each side
+        assert set(transient.values()) == {("quorum", True)}
+    finally:
+        await server.stop()
+        await server.wait()

@@ -138,6 +138,22 @@ def test_durable_quorum_and_ttl_options_change_the_topology() -> None:
     assert no_ttl.reply_queue().arguments == {}
 
 
+def test_transient_quorum_queues_are_oslos() -> None:
+    # oslo.messaging's declare_direct_consumer / declare_fanout_consumer / fanout_send
+    # with rabbit_transient_quorum_queue=True
+    topology = Topology(RabbitOptions(rabbit_transient_quorum_queue=True))
+    reply = topology.reply_queue()
+    assert (reply.durable, reply.auto_delete, reply.arguments) == \
+        (True, False, {"x-queue-type": "quorum", "x-expires": 1800000})
+    fanout = topology.fanout_queue("compute")
+    assert (fanout.durable, fanout.arguments) == \
+        (True, {"x-queue-type": "quorum", "x-expires": 1800000})
+    (exchange, _), = fanout.bindings
+    assert exchange == topology.fanout_exchange("compute")
+    assert (exchange.durable, exchange.auto_delete) == (True, True)
+    assert topology.rpc_queue("openstack", "compute").arguments == {}  # rabbit_quorum_queue's
+
+
 def test_rpc_routes() -> None:
     assert rpc_route("openstack", "compute", None, False) == ("openstack", "compute")
     assert rpc_route("nova", "compute", "h1", False) == ("nova", "compute.h1")

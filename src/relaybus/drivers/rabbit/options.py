@@ -44,6 +44,11 @@ class RabbitOptions:
         amqp_auto_delete: the same queues and exchange are auto-deleted.
         rabbit_quorum_queue: those queues are quorum queues (``x-queue-type: quorum``,
             durable): replicated, for notifications that must not be lost.
+        rabbit_transient_quorum_queue: reply and fanout queues are quorum queues and
+            fanout exchanges durable, as oslo.messaging declares them with this option.
+            Deployments that enable it need it on the relaybus side too: an oslo server
+            is refused (406 PRECONDITION_FAILED) a fanout exchange a relaybus server
+            declared otherwise.
         rabbit_transient_queues_ttl: seconds an unused reply or fanout queue lives
             (``x-expires``); 0 leaves it to live forever. oslo's default, 1800.
         rabbit_qos_prefetch_count: deliveries a consumer may hold unacknowledged
@@ -72,6 +77,7 @@ class RabbitOptions:
     amqp_durable_queues: bool = False
     amqp_auto_delete: bool = False
     rabbit_quorum_queue: bool = False
+    rabbit_transient_quorum_queue: bool = False
     rabbit_transient_queues_ttl: int = 1800
     rabbit_qos_prefetch_count: int = 256
     rpc_message_ttl: float | None = None

@@ -56,7 +56,12 @@ class Topology:
         self._auto_delete = options.amqp_auto_delete
         self._queue_args: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
         ttl = options.rabbit_transient_queues_ttl
-        self._transient_args: dict[str, Any] = {"x-expires": ttl * 1000} if ttl else {}
+        # reply and fanout queues: quorum ones (durable) with rabbit_transient_quorum_queue
+        self._transient_durable = options.rabbit_transient_quorum_queue
+        self._transient_args: dict[str, Any] = \
+            {"x-queue-type": "quorum"} if self._transient_durable else {}
+        if ttl:
+            self._transient_args["x-expires"] = ttl * 1000
 
     # -- exchanges -----------------------------------------------------------------
 
@@ -64,10 +69,10 @@ class Topology:
         """The topic exchange of RPC requests and notifications (``openstack``, ``nova``)."""
         return ExchangeSpec(name, TOPIC, durable=self._durable, auto_delete=self._auto_delete)
 
-    @staticmethod
-    def fanout_exchange(topic: str) -> ExchangeSpec:
+    def fanout_exchange(self, topic: str) -> ExchangeSpec:
         """``<topic>_fanout``: every server of the topic gets a copy."""
-        return ExchangeSpec(f"{topic}_fanout", FANOUT, durable=False, auto_delete=True)
+        return ExchangeSpec(f"{topic}_fanout", FANOUT, durable=self._transient_durable,
+                            auto_delete=True)
 
     # -- RPC queues ------------------------------------------------------------------
 
@@ -82,14 +87,15 @@ class Topology:
 
     def fanout_queue(self, topic: str) -> QueueSpec:
         """``<topic>_fanout_<32 hex>``, one per server, expiring when unused."""
-        return QueueSpec(f"{topic}_fanout_{new_unique_id()}", durable=False, auto_delete=False,
+        return QueueSpec(f"{topic}_fanout_{new_unique_id()}", durable=self._transient_durable,
+                         auto_delete=False,
                          arguments=dict(self._transient_args),
                          bindings=((self.fanout_exchange(topic), topic),))
 
     def reply_queue(self) -> QueueSpec:
         """``reply_<32 hex>``, one per client bus, reached through the default exchange."""
-        return QueueSpec(f"reply_{new_unique_id()}", durable=False, auto_delete=False,
-                         arguments=dict(self._transient_args))
+        return QueueSpec(f"reply_{new_unique_id()}", durable=self._transient_durable,
+                         auto_delete=False, arguments=dict(self._transient_args))
 
     # -- notifications ---------------------------------------------------------------
 
