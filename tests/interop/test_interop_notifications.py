@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import threading
 import uuid
 from typing import Any
@@ -126,3 +128,33 @@ async def test_relaybus_and_oslo_listeners_share_one_pool(bus: relaybus.Bus, osl
         await total.wait_for(20)
     assert sorted(item["payload"]["n"] for item in total.items) == list(range(20))  # once each
     assert by_oslo.items and by_relaybus.items  # and the pool's two members shared them
+
+
+@pytest.mark.parametrize("options, arguments", [
+    ({"rabbit_quorum_queue": True, "rabbit_quorum_delivery_limit": 5,
+      "rabbit_quorum_max_memory_length": 100},
+     {"x-queue-type": "quorum", "x-delivery-limit": 5, "x-max-in-memory-length": 100}),
+    ({"rabbit_ha_queues": True}, {"x-ha-policy": "all"}),
+], ids=["quorum-config", "ha-queues"])
+async def test_queue_options_declare_what_oslo_declares(
+        make_bus: Any, oslo: Oslo, topic: str, vhost: str, options: dict[str, Any],
+        arguments: dict[str, Any]) -> None:
+    # relaybus declares the notification queue first; oslo, declaring it again with the
+    # same options, would be refused (406) by any argument relaybus left out
+    for name, value in options.items():
+        oslo.conf.set_override(name, value, group="oslo_messaging_rabbit")
+    exchange = f"{topic}_ex"  # durable or not with the options: one of its own
+    oslo.conf.set_override("control_exchange", exchange)
+    bus = await make_bus(control_exchange=exchange, **options)
+    await bus.notifier("rb", topics=[topic]).info({}, "e", {"n": 1})
+    notifier = oslo.notifier(topic, "oslo")
+    await asyncio.to_thread(notifier.info, RequestContext(), "e", {"n": 2})
+    seen = Seen("relaybus")
+    async with bus.notification_listener([Target(topic=topic)], [seen]):
+        got = await seen.wait_for(2)
+    assert sorted(item["payload"]["n"] for item in got) == [1, 2]
+    queues = json.loads(subprocess.run(
+        ["rabbitmqctl", "-q", "--formatter", "json", "list_queues", "-p", vhost, "name",
+         "arguments"], capture_output=True, text=True, check=True, timeout=60).stdout)
+    (declared,) = [q["arguments"] for q in queues if q["name"] == f"{topic}.info"]
+    assert {key: value for key, _, value in declared} == arguments

@@ -154,6 +154,21 @@ def test_transient_quorum_queues_are_oslos() -> None:
     assert topology.rpc_queue("openstack", "compute").arguments == {}  # rabbit_quorum_queue's
 
 
+def test_quorum_settings_and_ha_queues_add_oslos_arguments() -> None:
+    quorum = Topology(RabbitOptions(rabbit_quorum_queue=True, rabbit_quorum_delivery_limit=3,
+                                    rabbit_quorum_max_memory_bytes=1024))
+    assert quorum.rpc_queue("x", "t").arguments == {
+        "x-queue-type": "quorum", "x-delivery-limit": 3, "x-max-in-memory-bytes": 1024}
+    assert quorum.reply_queue().arguments == {"x-expires": 1800000}  # not a quorum queue
+    mirrored = Topology(RabbitOptions(rabbit_ha_queues=True))
+    assert mirrored.notification_queue("x", "n", "info").arguments == {"x-ha-policy": "all"}
+    assert mirrored.fanout_queue("t").arguments == {"x-ha-policy": "all", "x-expires": 1800000}
+    with pytest.raises(relaybus.InvalidTransportURL, match="exclude each other"):
+        make_driver("rabbit://h/?rabbit_ha_queues=1&rabbit_quorum_queue=1")
+    with pytest.raises(relaybus.InvalidTransportURL, match="must not be negative"):
+        make_driver("rabbit://h/?rabbit_quorum_delivery_limit=-1")
+
+
 def test_rpc_routes() -> None:
     assert rpc_route("openstack", "compute", None, False) == ("openstack", "compute")
     assert rpc_route("nova", "compute", "h1", False) == ("nova", "compute.h1")

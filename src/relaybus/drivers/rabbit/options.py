@@ -49,6 +49,11 @@ class RabbitOptions:
             Deployments that enable it need it on the relaybus side too: an oslo server
             is refused (406 PRECONDITION_FAILED) a fanout exchange a relaybus server
             declared otherwise.
+        rabbit_quorum_delivery_limit, rabbit_quorum_max_memory_length,
+            rabbit_quorum_max_memory_bytes: ``x-delivery-limit``, ``x-max-in-memory-length``
+            and ``x-max-in-memory-bytes`` of every quorum queue (0: unset), as oslo adds them.
+        rabbit_ha_queues: ``x-ha-policy: all`` on every queue, as oslo adds it (RabbitMQ 3
+            ignores it: mirroring is a policy there); not with quorum queues.
         rabbit_transient_queues_ttl: seconds an unused reply or fanout queue lives
             (``x-expires``); 0 leaves it to live forever. oslo's default, 1800.
         rabbit_qos_prefetch_count: deliveries a consumer may hold unacknowledged
@@ -78,6 +83,10 @@ class RabbitOptions:
     amqp_auto_delete: bool = False
     rabbit_quorum_queue: bool = False
     rabbit_transient_quorum_queue: bool = False
+    rabbit_quorum_delivery_limit: int = 0
+    rabbit_quorum_max_memory_length: int = 0
+    rabbit_quorum_max_memory_bytes: int = 0
+    rabbit_ha_queues: bool = False
     rabbit_transient_queues_ttl: int = 1800
     rabbit_qos_prefetch_count: int = 256
     rpc_message_ttl: float | None = None
@@ -106,7 +115,9 @@ class RabbitOptions:
         return parsed
 
     def _validate(self, url: str) -> None:
-        for name in ("heartbeat", "rabbit_transient_queues_ttl", "rabbit_qos_prefetch_count"):
+        for name in ("heartbeat", "rabbit_transient_queues_ttl", "rabbit_qos_prefetch_count",
+                     "rabbit_quorum_delivery_limit", "rabbit_quorum_max_memory_length",
+                     "rabbit_quorum_max_memory_bytes"):
             if getattr(self, name) < 0:
                 raise InvalidTransportURL(url, f"{name} must not be negative")
         for name in ("send_timeout", "connect_timeout", "reconnect_delay",
@@ -123,6 +134,10 @@ class RabbitOptions:
                 raise InvalidTransportURL(url, f"{name} {path!r} is not a readable file")
         if self.ssl_key_file and not self.ssl_cert_file:
             raise InvalidTransportURL(url, "ssl_key_file needs ssl_cert_file")
+        if self.rabbit_ha_queues and (self.rabbit_quorum_queue
+                                      or self.rabbit_transient_quorum_queue):
+            raise InvalidTransportURL(url, "rabbit_ha_queues and quorum queues exclude each "
+                                      "other (a queue is quorum or mirrored, not both)")
         if self.login_method not in LOGIN_METHODS:
             raise InvalidTransportURL(url, f"login_method must be one of "
                                       f"{', '.join(LOGIN_METHODS)}")

@@ -54,12 +54,11 @@ class Topology:
         quorum = options.rabbit_quorum_queue
         self._durable = options.amqp_durable_queues or quorum
         self._auto_delete = options.amqp_auto_delete
-        self._queue_args: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
-        ttl = options.rabbit_transient_queues_ttl
+        self._queue_args = _queue_arguments(options, quorum=quorum)
         # reply and fanout queues: quorum ones (durable) with rabbit_transient_quorum_queue
         self._transient_durable = options.rabbit_transient_quorum_queue
-        self._transient_args: dict[str, Any] = \
-            {"x-queue-type": "quorum"} if self._transient_durable else {}
+        self._transient_args = _queue_arguments(options, quorum=self._transient_durable)
+        ttl = options.rabbit_transient_queues_ttl
         if ttl:
             self._transient_args["x-expires"] = ttl * 1000
 
@@ -125,6 +124,21 @@ class Topology:
     def _shared_queue(self, name: str, exchange: ExchangeSpec, key: str) -> QueueSpec:
         return QueueSpec(name, durable=self._durable, auto_delete=self._auto_delete,
                          arguments=dict(self._queue_args), bindings=((exchange, key),))
+
+
+def _queue_arguments(options: RabbitOptions, *, quorum: bool) -> dict[str, Any]:
+    """The declare arguments oslo.messaging gives a queue (``_get_queue_arguments``)."""
+    arguments: dict[str, Any] = {}
+    if options.rabbit_ha_queues:
+        arguments["x-ha-policy"] = "all"
+    if quorum:
+        arguments["x-queue-type"] = "quorum"
+        for key, value in (("x-delivery-limit", options.rabbit_quorum_delivery_limit),
+                           ("x-max-in-memory-length", options.rabbit_quorum_max_memory_length),
+                           ("x-max-in-memory-bytes", options.rabbit_quorum_max_memory_bytes)):
+            if value:
+                arguments[key] = value
+    return arguments
 
 
 def rpc_route(exchange: str, topic: str, server: str | None, fanout: bool) -> tuple[str, str]:
