@@ -20,6 +20,7 @@ from interop_support import WAIT, Oslo, om, wait_for_thread_event
 
 import relaybus
 from relaybus import Target
+from relaybus.drivers.rabbit import RabbitDriver
 
 pytestmark = [pytest.mark.broker, pytest.mark.interop]
 
@@ -278,12 +279,19 @@ async def test_oslo_call_monitor_with_a_relaybus_server(bus: relaybus.Bus, oslo:
 
 # -- deployments with rabbit_transient_quorum_queue -------------------------------------------
 
+@pytest.mark.parametrize("stream_fanout", [False, True], ids=["quorum", "stream-fanout"])
 async def test_transient_quorum_queues_interoperate(make_bus: Any, oslo: Oslo, topic: str,
-                                                    vhost: str) -> None:
+                                                    vhost: str, stream_fanout: bool) -> None:
     # With this option oslo declares <topic>_fanout durable. Had the relaybus server,
     # started first, declared it otherwise, oslo's server would be refused (406) here.
+    # With rabbit_stream_fanout too, oslo's servers read one stream queue, <topic>_fanout,
+    # bound to that exchange: relaybus needs nothing more to take part.
     oslo.conf.set_override("rabbit_transient_quorum_queue", True,
                            group="oslo_messaging_rabbit")
+    oslo.conf.set_override("rabbit_stream_fanout", stream_fanout,
+                           group="oslo_messaging_rabbit")
+    oslo.conf.set_override("rabbit_qos_prefetch_count", 10, group="oslo_messaging_rabbit")
+    before = _queue_types(vhost)
     bus = await make_bus(rabbit_transient_quorum_queue=True)
     relay_side = RelayCompute("rb1")
     server = bus.rpc_server(Target(topic=topic, server="rb1"), [relay_side])
@@ -309,14 +317,27 @@ async def test_transient_quorum_queues_interoperate(make_bus: Any, oslo: Oslo, t
         to_relay = oslo.rpc_client(topic).prepare(server="rb1")
         assert await asyncio.to_thread(to_relay.call, CTXT, "echo", value=VALUE) == VALUE
 
-        queues = json.loads(subprocess.run(
-            ["rabbitmqctl", "-q", "--formatter", "json", "list_queues", "-p", vhost,
-             "name", "type", "durable"], capture_output=True, text=True, check=True,
-            timeout=60).stdout)
-        transient = {q["name"]: (q["type"], q["durable"]) for q in queues
-                     if q["name"].startswith((f"{topic}_fanout_", "reply_"))}
-        assert len(transient) == 4  # a fanout and a reply queue on each side
-        assert set(transient.values()) == {("quorum", True)}
+        queues = {name: kind for name, kind in _queue_types(vhost).items()
+                  if name not in before and name.startswith(("reply_", f"{topic}_fanout"))}
+        assert driver_of(bus)._reply_consumer.name in queues
+        assert f"{topic}_fanout" in queues if stream_fanout else \
+            sum(name.startswith(f"{topic}_fanout_") for name in queues) == 2
+        assert sum(name.startswith("reply_") for name in queues) >= 2  # one each side
+        stream = {f"{topic}_fanout": ("stream", True)} if stream_fanout else {}
+        assert queues == {name: stream.get(name, ("quorum", True)) for name in queues}
     finally:
         await server.stop()
         await server.wait()
+
+
+def _queue_types(vhost: str) -> dict[str, tuple[str, bool]]:
+    """Every queue of ``vhost``: (type, durable)."""
+    rows = json.loads(subprocess.run(
+        ["rabbitmqctl", "-q", "--formatter", "json", "list_queues", "-p", vhost, "name",
+         "type", "durable"], capture_output=True, text=True, check=True, timeout=60).stdout)
+    return {row["name"]: (row["type"], row["durable"]) for row in rows}
+
+
+def driver_of(bus: relaybus.Bus) -> RabbitDriver:
+    assert isinstance(bus.driver, RabbitDriver)
+    return bus.driver
