@@ -274,7 +274,9 @@ async def test_sends_made_during_a_broker_restart_wait_for_their_servers_to_retu
     try:
         server_bus = await make_bus(f"rabbit://guest:guest@127.0.0.1:{proxy.port}/",
                                     reconnect_delay=0.2, reconnect_delay_max=0.5)
-        client_bus = await make_bus(reconnect_delay=0.2, reconnect_delay_max=1.0)
+        # its resend window after reconnecting is reconnect_delay_max + 2 s: room for the
+        # steps below and the server's reconnection on a loaded machine
+        client_bus = await make_bus(reconnect_delay=0.2, reconnect_delay_max=4.0)
         server = Server()
         async with server_bus.rpc_server(Target(topic=topic, server="s1"), [server]):
             client = client_bus.rpc_client(Target(topic=topic), timeout=30)
