@@ -29,6 +29,7 @@ from relaybus import Target
 from relaybus.drivers.nats import NatsDriver
 from relaybus.drivers.nats.connection import round_trip
 from relaybus.message import build_notification, build_reply, pack, unpack
+from relaybus.testing.buses import bus_factory
 from relaybus.testing.behaviour import Compute, Recorder
 from relaybus.transport.base import IncomingNotification
 
@@ -48,16 +49,8 @@ async def topic(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def make_bus() -> AsyncIterator[MakeBus]:
-    buses: list[relaybus.Bus] = []
-
-    async def factory(url: str = URL, **options: Any) -> relaybus.Bus:
-        bus = await relaybus.connect(url, **options)
-        buses.append(bus)
-        return bus
-
-    yield factory
-    for bus in buses:
-        await bus.close()
+    async with bus_factory(URL) as make:
+        yield make
 
 
 @pytest.fixture

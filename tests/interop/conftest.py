@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
 from interop_support import BROKER, Oslo
 
 import relaybus
 from relaybus.testing.brokers import brokers_required, require_broker
+from relaybus.testing.buses import bus_factory
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,16 +64,8 @@ def topic(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def make_bus(url: str) -> AsyncIterator[Callable[..., Awaitable[relaybus.Bus]]]:
-    buses: list[relaybus.Bus] = []
-
-    async def factory(**options: Any) -> relaybus.Bus:
-        bus = await relaybus.connect(url, **options)
-        buses.append(bus)
-        return bus
-
-    yield factory
-    for bus in buses:
-        await bus.close()
+    async with bus_factory(url) as make:
+        yield make
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ import pytest
 import relaybus
 from relaybus import Target
 from relaybus.testing.brokers import require_broker
+from relaybus.testing.buses import bus_factory
 
 WAIT = 10.0  # seconds an expected event may take before the test fails
 
@@ -78,16 +79,8 @@ class _Suite:
     async def make_bus(self) -> AsyncIterator[Callable[..., Awaitable[relaybus.Bus]]]:
         if self.broker is not None:
             require_broker(*self.broker)
-        buses: list[relaybus.Bus] = []
-
-        async def factory(**options: Any) -> relaybus.Bus:
-            bus = await relaybus.connect(self.transport_url, **options)
-            buses.append(bus)
-            return bus
-
-        yield factory
-        for bus in buses:
-            await bus.close()
+        async with bus_factory(self.transport_url) as make:
+            yield make
 
     @pytest.fixture
     async def bus(self, make_bus: Callable[..., Awaitable[relaybus.Bus]]) -> relaybus.Bus:

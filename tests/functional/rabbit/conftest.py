@@ -7,13 +7,13 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rabbit_support import BROKER, URL, Tap
 
 import relaybus
 from relaybus.testing.brokers import require_broker
+from relaybus.testing.buses import bus_factory
 
 
 @pytest.fixture
@@ -31,16 +31,8 @@ def topic(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def make_bus(rabbit_url: str) -> AsyncIterator[Callable[..., Awaitable[relaybus.Bus]]]:
-    buses: list[relaybus.Bus] = []
-
-    async def factory(url: str | None = None, **options: Any) -> relaybus.Bus:
-        bus = await relaybus.connect(url or rabbit_url, **options)
-        buses.append(bus)
-        return bus
-
-    yield factory
-    for bus in buses:
-        await bus.close()
+    async with bus_factory(rabbit_url) as make:
+        yield make
 
 
 @pytest.fixture
