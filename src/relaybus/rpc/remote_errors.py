@@ -8,6 +8,18 @@ always allowed), so ``except ValueError`` works and the remote traceback rides a
 :class:`~relaybus.errors.RemoteError`.
 ``NoSuchMethod`` and ``UnsupportedVersion`` travel under oslo.messaging's module name, so
 oslo peers recognise them, and arrive as relaybus's own classes.
+
+A failure comes from a peer that may be hostile or simply different, so reading it never
+raises and never trusts its shape: a ``tb`` that is a string is split into lines, any other
+non-list (a number, a dict) is shown as text, and list items that are not strings are too;
+``args`` that are missing, empty or not a list become ``[message]``, so the rebuilt
+exception still says what went wrong. Terminal control characters (ESC sequences, the other
+C0 and the C1 controls except newline and tab, DEL, and the bidirectional overrides) in
+every string of the failure are escaped as ``\\xNN`` / ``\\uNNNN`` before they reach the
+exception's text, its notes, ``remote_traceback`` or a log line.
+
+``remote_traceback`` is the remote traceback as one string (what oslo.messaging folds into
+the exception's text); ``remote_traceback_lines`` keeps the list of lines.
 """
 
 from __future__ import annotations
@@ -92,15 +104,66 @@ def _standard_failure(name: str, module: str, message: str) -> BaseException | N
     return None
 
 
-def deserialize_exception(failure: dict[str, Any],
+# C0 controls but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate
+# marks ("Trojan Source"): everything that can move a terminal's cursor or reorder text.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with terminal control characters escaped (newline and tab kept)."""
+    return _CONTROL_RE.sub(_escape_char, text)
+
+
+def _text(value: Any) -> str:
+    """Any decoded JSON value as escaped text (never raises)."""
+    if not isinstance(value, str):
+        try:
+            value = str(value)
+        except Exception:  # noqa: BLE001 - RecursionError on absurd nesting, and the like
+            value = f"<unprintable {type(value).__name__}>"
+    return escape_controls(value)
+
+
+def _clean(value: Any) -> Any:
+    """A decoded JSON value with every string in it escaped (containers copied)."""
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {_clean(key): _clean(item) for key, item in value.items()}
+    return value
+
+
+def _traceback_lines(tb: Any) -> list[str]:
+    """The remote traceback as escaped lines, whatever shape the peer sent."""
+    if tb is None or tb == [] or tb == "":
+        return []
+    if isinstance(tb, str):
+        return [escape_controls(line) for line in tb.splitlines(keepends=True)]
+    if isinstance(tb, list):
+        return [_text(line) for line in tb]
+    return [_text(tb)]
+
+
+def deserialize_exception(failure: Any,
                           allowed_modules: Collection[str] = ()) -> BaseException:
     """Rebuild the exception a failure describes (never raises while doing so)."""
-    name = str(failure.get("class", "Exception"))
-    module = str(failure.get("module", _BUILTINS))
-    message = str(failure.get("message", ""))
-    tb = [str(line) for line in failure.get("tb") or []]
-    args = failure.get("args")
-    kwargs = failure.get("kwargs")
+    if not isinstance(failure, dict):
+        return RemoteError("UnknownRemoteError", _text(failure), [], None)
+    try:
+        args, kwargs = _clean(failure.get("args")), _clean(failure.get("kwargs"))
+    except RecursionError:
+        args, kwargs = None, None
+    name = _text(failure.get("class", "Exception"))
+    module = _text(failure.get("module", _BUILTINS))
+    message = _text(failure.get("message", ""))
+    tb = _traceback_lines(failure.get("tb"))
     if module == "exceptions":
         module = _BUILTINS
     if not isinstance(failure.get("class"), str):
@@ -110,20 +173,23 @@ def deserialize_exception(failure: dict[str, Any],
         return _with_remote_traceback(standard, message, tb)
     if module not in _ALWAYS_ALLOWED and module not in allowed_modules:
         return RemoteError(name, message, tb, module)
+    if not (isinstance(args, list) and args):
+        args = [message]  # oslo peers may send none; the message must not be lost
     try:
         cls = getattr(importlib.import_module(module), name)
         if not (isinstance(cls, type) and issubclass(cls, Exception)):
             raise TypeError(f"{module}.{name} is not an exception class")
-        exc = _remote_class(cls)(*(args if isinstance(args, list) else [message]),
-                                 **(kwargs if isinstance(kwargs, dict) else {}))
+        exc = _remote_class(cls)(*args, **(kwargs if isinstance(kwargs, dict) else {}))
     except Exception:  # noqa: BLE001 - any failure to rebuild falls back to RemoteError
         return RemoteError(name, message, tb, module)
     return _with_remote_traceback(exc, message, tb)
 
 
 def _with_remote_traceback(exc: BaseException, message: str, tb: list[str]) -> BaseException:
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in tb)
     exc.remote_message = message  # type: ignore[attr-defined]
-    exc.remote_traceback = tb  # type: ignore[attr-defined]
-    if tb:
-        exc.add_note("Remote traceback:\n" + "".join(tb).rstrip("\n"))
+    exc.remote_traceback = text  # type: ignore[attr-defined]
+    exc.remote_traceback_lines = tb  # type: ignore[attr-defined]
+    if text:
+        exc.add_note("Remote traceback:\n" + text.rstrip("\n"))
     return exc
