@@ -111,4 +111,5 @@ class JsonPayloadSerializer(NoOpSerializer):
         return to_primitive(entity)
 
     def serialize_context(self, ctxt: Any) -> dict[str, Any]:
-        return to_primitive(_context_to_dict(ctxt))
+        context: dict[str, Any] = to_primitive(_context_to_dict(ctxt))
+        return context

@@ -159,7 +159,7 @@ async def from_mqtt(url: str, filters: list[str], printer: _Printer,
                 _note(f"listening to {broker} for {' '.join(filters)}{kept}")
                 async for message in client.messages:
                     try:
-                        event = json.loads(message.payload)  # type: ignore[arg-type]
+                        event = json.loads(message.payload)
                     except (TypeError, ValueError):
                         event = {"data": repr(message.payload)}
                     if not isinstance(event, dict):
