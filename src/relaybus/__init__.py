@@ -44,6 +44,7 @@ from relaybus.serializer import JsonPayloadSerializer, NoOpSerializer, Serialize
 from relaybus.target import Target
 from relaybus.url import TransportURL, parse_url
 
+# The one place the version is stated: hatch reads it from here for the package metadata.
 __version__ = "0.1.0"
 
 __all__ = [
