@@ -36,6 +36,16 @@ class Consuming(abc.ABC):
         self._lock = asyncio.Lock()
 
     @property
+    def name(self) -> str:
+        """Its name, as used for its tasks and threads (``relaybus.rpc[topic.server]``...)."""
+        return self._name
+
+    @property
+    def drain_timeout(self) -> float:
+        """How long :meth:`wait` lets received messages finish before cancelling them."""
+        return self._drain_timeout
+
+    @property
     def running(self) -> bool:
         """Whether it is taking new messages."""
         return self._subscription is not None

@@ -12,14 +12,33 @@ server's thread pool, ``async def`` ones on the background loop.
     with relaybus.sync.connect("memory://") as bus:
         with bus.rpc_server(Target(topic="compute", server="h1"), [ComputeAPI()]):
             bus.rpc_client(Target(topic="compute")).call({}, "run_instance", instance_id=1)
+
+Rules of the facade:
+
+- **Never from an event loop.** A blocking method called from a thread that runs an event
+  loop (inside ``async def`` code, or on the facade's own loop thread, e.g. from an
+  ``async def`` endpoint) raises :class:`BlockingCallInEventLoop` (a ``RuntimeError``) at
+  once: waiting there would stall that loop, or deadlock on the facade's own. Use the async
+  API from async code; plain ``def`` endpoints may use the facade freely.
+- **Exit without close().** When the interpreter exits, buses that were not closed are
+  closed for you before threads are joined: servers and listeners stop taking messages and
+  the handlers still running get their ``drain_timeout`` (all of them at once, not one
+  after the other); then transports get :data:`EXIT_CLOSE_TIMEOUT` seconds to close and
+  whatever task is left is cancelled and awaited, so the interpreter exits promptly and
+  quietly (no "Task was destroyed but it is pending"). A ``def`` handler still running
+  after its drain timeout cannot be stopped; the interpreter exits without waiting for
+  its thread (a warning says so).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
+import concurrent.futures
+import concurrent.futures.thread  # imported now so that our exit hook runs before its own
+import logging
 import threading
-from collections.abc import Coroutine, Sequence
+import weakref
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -30,41 +49,170 @@ from relaybus.rpc.client import RPCClient
 from relaybus.target import Target
 
 T = TypeVar("T")
+LOG = logging.getLogger(__name__)
+
+#: Seconds unclosed transports get to close when the interpreter exits (after the drain).
+EXIT_CLOSE_TIMEOUT = 5.0
+# Thread pools of servers and listeners name their threads after them: "relaybus.rpc[...]".
+_HANDLER_THREAD_PREFIX = "relaybus."
+
+
+class BlockingCallInEventLoop(RuntimeError):
+    """A blocking ``relaybus.sync`` method was called from a thread running an event loop."""
+
+
+def _register_exit_hook(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at exit before non-daemon threads are joined, else with ``atexit``.
+
+    ``threading._register_atexit`` is what ``concurrent.futures`` uses for the same
+    reason: plain ``atexit`` handlers run only after every thread pool has been joined,
+    which is too late to bound a blocked handler.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(hook)
+            return
+        except RuntimeError:  # already shutting down
+            return
+    import atexit
+
+    atexit.register(hook)
+
+
+def _detach_threads(threads: list[threading.Thread]) -> None:
+    """Let the interpreter exit without joining ``threads`` (best effort, CPython 3.11/3.12)."""
+    queues = getattr(concurrent.futures.thread, "_threads_queues", None)
+    locks = getattr(threading, "_shutdown_locks", None)
+    locks_lock = getattr(threading, "_shutdown_locks_lock", None)
+    for thread in threads:
+        if queues is not None:
+            queues.pop(thread, None)
+        tstate_lock = getattr(thread, "_tstate_lock", None)
+        if locks is not None and locks_lock is not None and tstate_lock is not None:
+            with locks_lock:
+                locks.discard(tstate_lock)
 
 
 class _LoopThread:
-    """The background event loop every sync object uses."""
+    """The background event loop every sync object uses, and its orderly end at exit."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._finished = False
+        self._hooked = False
+        self.buses: weakref.WeakSet[relaybus.Bus] = weakref.WeakSet()
+        self.consumers: weakref.WeakSet[Consuming] = weakref.WeakSet()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the loop was shut down (the interpreter is exiting)."""
+        return self._finished
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
+            if self._finished:
+                raise RuntimeError("relaybus.sync has shut down: the interpreter is exiting")
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="relaybus-sync-loop",
                                           daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
-                atexit.register(self.shutdown)
+                if not self._hooked:
+                    self._hooked = True
+                    _register_exit_hook(self.shutdown)
             return self._loop
 
+    def check_thread(self) -> None:
+        """Raise BlockingCallInEventLoop if this thread runs an event loop."""
+        if self._thread is not None and threading.current_thread() is self._thread:
+            raise BlockingCallInEventLoop(
+                "a relaybus.sync method was called on the relaybus.sync loop thread (from an "
+                "async def endpoint or callback); it would deadlock: use the async API there")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        raise BlockingCallInEventLoop(
+            "a relaybus.sync method was called from a thread running an event loop; it would "
+            "block that loop: use the async API (await relaybus.connect(...)) in async code")
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        loop = self.loop()
-        if threading.current_thread() is self._thread:
+        try:
+            self.check_thread()
+            loop = self.loop()
+        except BaseException:
             coro.close()
-            raise RuntimeError("a relaybus.sync method was called on the relaybus loop "
-                               "thread itself; use the async API from async code")
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+            raise
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()  # interrupted (Ctrl-C, timeout): leave nothing running behind
+            raise
 
     def shutdown(self) -> None:
+        """Close what is still open, bounded; then stop the loop (runs once, at exit)."""
         with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+            self._finished = True
+        if loop is None or thread is None:
+            return
+        consumers = list(self.consumers)
+        drain = max((c.drain_timeout for c in consumers), default=0.0)
+        finish = asyncio.run_coroutine_threadsafe(self._finish(consumers, list(self.buses)),
+                                                  loop)
+        try:
+            finish.result(drain + EXIT_CLOSE_TIMEOUT + 2.0)
+        except Exception:  # exiting: report, never raise from an exit hook
+            LOG.warning("relaybus.sync: could not close everything at exit", exc_info=True)
+            return  # the loop may be blocked; it is a daemon thread, leave it
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=EXIT_CLOSE_TIMEOUT)
+        if not thread.is_alive():
+            loop.close()
+        stuck = [t for t in threading.enumerate()
+                 if t.name.startswith(_HANDLER_THREAD_PREFIX) and t.is_alive()]
+        if stuck:
+            LOG.warning("relaybus.sync: %d handler thread(s) still running after the drain "
+                        "timeout; exiting without them: %s", len(stuck),
+                        ", ".join(t.name for t in stuck))
+            _detach_threads(stuck)
+
+    @staticmethod
+    async def _finish(consumers: list[Consuming], buses: list[relaybus.Bus]) -> None:
+        for consumer in consumers:
+            await _quietly(consumer.stop(), "stop " + consumer.name)
+        # Drain every server and listener at once: the exit waits one drain timeout, not a sum.
+        await asyncio.gather(*(_quietly(c.wait(), "drain " + c.name) for c in consumers))
+        try:
+            async with asyncio.timeout(EXIT_CLOSE_TIMEOUT):
+                await asyncio.gather(*(_quietly(bus.close(), f"close {bus.url.masked()}")
+                                       for bus in buses))
+        except TimeoutError:
+            LOG.warning("relaybus.sync: transports still closing after %s s at exit; "
+                        "abandoned", EXIT_CLOSE_TIMEOUT)
+        current = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not current]
+        for task in rest:
+            task.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=EXIT_CLOSE_TIMEOUT)
+            for task in rest:  # retrieve, so that nothing reports "never retrieved"
+                if task.done() and not task.cancelled():
+                    task.exception()
+        await asyncio.get_running_loop().shutdown_asyncgens()
+
+
+async def _quietly(step: Coroutine[Any, Any, Any], what: str) -> None:
+    try:
+        await step
+    except Exception:  # exiting: one failure must not stop the others
+        LOG.warning("relaybus.sync: %s failed at exit", what, exc_info=True)
 
 
 _runner = _LoopThread()
@@ -104,6 +252,7 @@ class SyncConsumer:
 
     def __init__(self, consumer: Consuming) -> None:
         self.consumer = consumer
+        _runner.consumers.add(consumer)
 
     @property
     def running(self) -> bool:
@@ -173,6 +322,7 @@ class SyncBus:
 
     def __init__(self, bus: relaybus.Bus) -> None:
         self.bus = bus
+        _runner.buses.add(bus)
 
     def rpc_client(self, target: Target, timeout: float | None = None,
                    version_cap: str | None = None, serializer: Any = None,
@@ -203,7 +353,13 @@ class SyncBus:
             targets, endpoints, batch_size, batch_timeout, pool, **options))
 
     def close(self) -> None:
-        """Stop servers and listeners, close the transport; idempotent."""
+        """Stop servers and listeners, close the transport; idempotent.
+
+        After the interpreter began exiting (an ``atexit`` handler, a ``__del__``) the bus
+        was already closed by the exit hook, and this returns at once.
+        """
+        if _runner.finished:
+            return
         _run(self.bus.close())
 
     def __enter__(self) -> Self:
