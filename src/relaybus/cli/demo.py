@@ -21,45 +21,11 @@ from rich.table import Table
 
 import relaybus
 from relaybus import Target
+from relaybus.cli.console_demo import run_console_demo
+from relaybus.cli.demo_services import HOSTS, ComputeManager, InstanceNotFound
 
-HOSTS = ("host1", "host2", "host3")
 ROUND_ROBIN_CALLS = 9
 NOTIFICATIONS_PER_HOST = 2
-
-
-class InstanceNotFound(ValueError):
-    """Raised by a compute host asked about an instance it does not have."""
-
-
-class ComputeManager:
-    """The compute service's RPC interface, version 1.3 of namespace ``compute``."""
-
-    target = Target(namespace="compute", version="1.3")
-
-    def __init__(self, host: str, notifier: relaybus.Notifier,
-                 capabilities: dict[str, dict[str, Any]], all_updated: asyncio.Event) -> None:
-        self.host = host
-        self.notifier = notifier
-        self.capabilities = capabilities
-        self.all_updated = all_updated
-        self.instances: set[int] = set()
-
-    async def run_instance(self, ctxt: dict[str, Any], instance_id: int,
-                           request_spec: dict[str, Any]) -> dict[str, Any]:
-        self.instances.add(instance_id)
-        await self.notifier.info(ctxt, "compute.instance.create.end",
-                                 {"instance_id": instance_id, "host": self.host})
-        return {"host": self.host, "instance_id": instance_id}
-
-    async def get_instance(self, ctxt: dict[str, Any], instance_id: int) -> dict[str, Any]:
-        if instance_id not in self.instances:
-            raise InstanceNotFound(f"instance {instance_id} is not on {self.host}")
-        return {"host": self.host, "instance_id": instance_id}
-
-    async def update_capabilities(self, ctxt: dict[str, Any], caps: dict[str, Any]) -> None:
-        self.capabilities[self.host] = caps
-        if len(self.capabilities) == len(HOSTS):
-            self.all_updated.set()
 
 
 @dataclass
@@ -110,7 +76,7 @@ async def run_demo(url: str | None) -> tuple[list[Step], relaybus.TransportURL]:
                                                  all_updated)]).start()
 
         scheduler = bus.rpc_client(Target(topic=topic, namespace="compute", version="1.0"),
-                                   timeout=10, allowed_remote_exmods=[__name__])
+                                   timeout=10, allowed_remote_exmods=[InstanceNotFound.__module__])
         ctxt = {"user": "admin", "request_id": f"req-{run_id}"}
 
         started = time.perf_counter()
@@ -179,8 +145,6 @@ async def run_demo(url: str | None) -> tuple[list[Step], relaybus.TransportURL]:
 def demo(url: str | None, web_console: bool, http: str) -> None:
     """Run a small nova-like scenario and report what happened."""
     if web_console:
-        from relaybus.cli.firehose import run_console_demo
-
         run_console_demo(url, http)
         return
     console = Console()
