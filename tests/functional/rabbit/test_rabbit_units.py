@@ -61,6 +61,7 @@ class FakeChannel:
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, bool]] = []
         self.is_closed = False
+        self.writable = True  # never back-pressured
         self.closed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     def ack(self, tag: int, *, multiple: bool = False) -> None:

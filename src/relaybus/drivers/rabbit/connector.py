@@ -188,15 +188,29 @@ class Connector:
             if self.current is None and self._fatal is None and not self._closed:
                 await asyncio.sleep(0)  # the connection dropped again right away
 
-    async def close(self) -> None:
-        """Stop reconnecting and close the connection; idempotent."""
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop reconnecting and close the connection within ``timeout`` s; idempotent.
+
+        A broker that does not answer the close in time has its socket aborted.
+        """
         if self._closed:
             return
         self._closed = True
+        self._ready.set()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        connection, self._connection = self._connection, None
-        self._ready.set()
+            await asyncio.wait([self._task], timeout=timeout)
+        connection = self._connection
         if connection is not None:
-            await connection.close()
+            await connection.close(timeout)
+        self._connection = None
+
+    def abort(self) -> None:
+        """Stop reconnecting and drop the connection at once (no close handshake)."""
+        self._closed = True
+        self._ready.set()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.abort()

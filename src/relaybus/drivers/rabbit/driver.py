@@ -121,20 +121,39 @@ class RabbitDriver(Driver):
         self._replies.fail_all(exc)
 
     async def close(self) -> None:
-        """Stop every consumer at once, fail waiting calls, close the connection."""
+        """Stop every consumer at once, fail waiting calls, delete the reply queue, close.
+
+        Returns within ``close_timeout`` seconds (plus the consumers' cancellation) even
+        when the broker does not answer: a resource alarm blocks the connection and the
+        broker stops reading it. What is not done by then is abandoned and the socket is
+        aborted (an undeleted reply queue expires by ``rabbit_transient_queues_ttl``).
+        """
         if self._closed:
             return
         self._closed = True
         for subscription in list(self._subscriptions):
             await subscription.kill()
         self._subscriptions.clear()
-        if self._reply_consumer is not None:
-            await self._reply_consumer.kill()
+        reply_consumer = self._reply_consumer
+        if reply_consumer is not None:
+            await reply_consumer.kill()
         self._replies.fail_all(TransportError("the transport was closed"))
-        if self._publisher is not None:
-            await self._publisher.close()
-        if self._connector is not None:
-            await self._connector.close()
+        timeout = self.rabbit_options.close_timeout
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                if reply_consumer is not None:
+                    await self._delete_reply_queue(reply_consumer.name, timeout)
+                if self._publisher is not None:
+                    await self._publisher.close()
+                if self._connector is not None:
+                    await self._connector.close(_left(deadline) or 0.0)
+        except TimeoutError:
+            LOG.warning("the broker did not let the transport close within close_timeout "
+                        "(%.1f s); dropping the connection", timeout)
+        finally:
+            if self._connector is not None:
+                self._connector.abort()
 
     # -- RPC: sending ------------------------------------------------------------------
 
@@ -385,6 +404,15 @@ class RabbitDriver(Driver):
 
     def forget(self, consumer: QueueConsumer) -> None:
         self._subscriptions.discard(consumer)
+
+    async def _delete_reply_queue(self, name: str, timeout: float) -> None:
+        """Delete this bus's reply queue at close (instead of leaving it to x-expires)."""
+        if self._publisher is None or self._connector is None \
+                or self._connector.current is None:
+            return  # not connected: the queue expires by itself
+        if not await self._publisher.delete_queue(name, if_unused=False, if_empty=False,
+                                                  timeout=timeout):
+            LOG.info("reply queue %r not deleted at close; it expires by itself", name)
 
 
 class _Tracked(Subscription):

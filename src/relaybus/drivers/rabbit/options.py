@@ -70,6 +70,11 @@ class RabbitOptions:
         send_timeout: seconds a cast or notification may wait for a connection and for
             the broker's confirm before ConnectionFailure.
         connect_timeout: seconds for connecting and logging in to one host.
+        close_timeout: seconds ``bus.close()`` gives the broker to take the clean-up
+            (deleting the bus's reply queue, closing channels and the connection). A broker
+            that does not answer in time (a resource alarm blocks the connection, or it
+            hangs) has the socket aborted: close returns after at most this long, and a
+            reply queue it could not delete expires by ``rabbit_transient_queues_ttl``.
         reconnect_delay: first pause before reconnecting; it doubles (with jitter) up to
             ``reconnect_delay_max``.
         ssl: connect with TLS; ``ssl_ca_file`` verifies the broker's certificate,
@@ -94,6 +99,7 @@ class RabbitOptions:
     keep_rpc_queues: bool = False
     send_timeout: float = 30.0
     connect_timeout: float = 10.0
+    close_timeout: float = 5.0
     reconnect_delay: float = 0.5
     reconnect_delay_max: float = 10.0
     ssl: bool = False
@@ -120,7 +126,7 @@ class RabbitOptions:
                      "rabbit_quorum_max_memory_bytes"):
             if getattr(self, name) < 0:
                 raise InvalidTransportURL(url, f"{name} must not be negative")
-        for name in ("send_timeout", "connect_timeout", "reconnect_delay",
+        for name in ("send_timeout", "connect_timeout", "close_timeout", "reconnect_delay",
                      "reconnect_delay_max"):
             if getattr(self, name) <= 0:
                 raise InvalidTransportURL(url, f"{name} must be a positive number of seconds")

@@ -106,18 +106,50 @@ class Publisher:
     # -- channels --------------------------------------------------------------------
 
     def channel_now(self, kind: str) -> Channel | None:
-        """The open channel of that kind, if there is one (the no-await fast path)."""
+        """The channel of that kind if it can publish right now (the no-await fast path).
+
+        None while there is none, and also while publishing must wait: the broker blocked
+        the connection (``connection.blocked``) or paused the channel (``channel.flow``),
+        or the socket's send buffer is full; :meth:`channel` waits for those.
+        """
         channel = self._channels.get(kind)
-        if channel is not None and not channel.is_closed \
+        if channel is not None and channel.writable \
                 and self._generation == self._connector.generation:
             return channel
         return None
 
     async def channel(self, kind: str, timeout: float | None) -> Channel:
-        """The channel of that kind, opening it (and waiting for a connection) if needed."""
-        channel = self.channel_now(kind)
-        if channel is not None:
+        """The channel of that kind, once it can publish, opening it if needed.
+
+        Waits for a connection, and then for back-pressure to lift (see
+        :meth:`channel_now`), within ``timeout`` seconds in all (None: no limit).
+
+        Raises:
+            ConnectionFailure: no connection, or still blocked, after ``timeout``.
+            TransportError: the channel could not be opened.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            channel = self.channel_now(kind)
+            if channel is not None:
+                return channel
+            channel = self._channels.get(kind)
+            if channel is None or channel.is_closed \
+                    or self._generation != self._connector.generation:
+                channel = await self._opened(kind, _left(deadline))
+                if channel.writable:
+                    return channel
+            try:
+                await _wait_writable(channel, _left(deadline))
+            except AMQPError as exc:
+                if not is_connection_error(exc) and not isinstance(exc, ChannelClosed):
+                    raise translate(exc, "waiting to publish") from exc
+                continue  # the channel ended while waiting: open another
             return channel
+
+    async def _opened(self, kind: str, timeout: float | None) -> Channel:
+        """A newly opened channel of that kind (one opening at a time per kind)."""
         opening = self._opening.get(kind)
         if opening is None:
             opening = asyncio.get_running_loop().create_future()
@@ -285,9 +317,8 @@ class Publisher:
                         continue  # lost the connection while declaring: on the next one
                     raise
             try:
-                connection = self._connector.current
-                if connection is not None and not connection.writable:
-                    await _wait_writable(connection, deadline - loop.time())
+                if not channel.writable:  # it may have changed while declaring
+                    await _wait_writable(channel, deadline - loop.time())
                 confirmed = channel.publish(exchange, routing_key, body, properties,
                                             mandatory=mandatory)
                 if confirmed is None:
@@ -431,15 +462,26 @@ def queue_key(spec: QueueSpec) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     return ("queue", spec.name, tuple((exchange.name, key) for exchange, key in spec.bindings))
 
 
-async def _wait_writable(connection: Connection, timeout: float) -> None:
-    """Respect TCP back-pressure and the broker's Connection.Blocked (resource alarms)."""
+async def _wait_writable(channel: Channel, timeout: float | None) -> None:
+    """Respect the broker's connection.blocked and channel.flow, and TCP back-pressure.
+
+    Raises:
+        ConnectionFailure: still blocked after ``timeout`` seconds (a call's own wrapper
+            turns this into MessagingTimeout once its deadline has passed).
+        ChannelClosed, ConnectionLost, ConnectionClosed: the channel ended meanwhile.
+    """
     try:
-        async with asyncio.timeout(max(timeout, 0)):
-            await connection.unblocked.wait()
-            await connection.protocol.drain()
+        async with asyncio.timeout(None if timeout is None else max(timeout, 0)):
+            await channel.wait_writable()
     except TimeoutError:
-        raise ConnectionFailure(f"the broker blocked publishing for more than {timeout:.0f} s "
-                                "(a resource alarm?)") from None
+        raise ConnectionFailure(f"the broker blocked publishing for more than {timeout:.1f} s "
+                                "(a resource alarm, channel.flow, or a full socket)") from None
+
+
+def _left(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)
 
 
 def _succeeded(future: asyncio.Future[None]) -> bool:

@@ -12,6 +12,7 @@ Layers, each in its own module:
 
 * :mod:`.codec` — packing and parsing the hot frames; pamqp does the rest.
 * :mod:`.protocol` — bytes in, frames out; coalesced writes; flow control; heartbeats.
+* :mod:`.link` — the little a channel needs from its connection (no import cycle).
 * :mod:`.connection` — the handshake (PLAIN login, tuning, virtual host) and channel 0.
 * :mod:`.channel` — synchronous methods, publishing with confirms and returns, consumers.
 * :mod:`.errors` — the exceptions of this layer (the driver translates them).
@@ -24,12 +25,13 @@ from relaybus.drivers.rabbit.amqp.errors import (
     ChannelClosed,
     ConnectionClosed,
     ConnectionLost,
+    FrameTooLarge,
     HandshakeRefused,
     PublishNacked,
 )
 
 __all__ = [
     "AMQPError", "Channel", "ChannelClosed", "ConnectParams", "Connection",
-    "ConnectionClosed", "ConnectionLost", "Delivery", "HandshakeRefused", "PublishNacked",
-    "Returned",
+    "ConnectionClosed", "ConnectionLost", "Delivery", "FrameTooLarge", "HandshakeRefused",
+    "PublishNacked", "Returned",
 ]

@@ -5,6 +5,16 @@ Synchronous methods (declare, bind, consume...) may be pipelined: each waits for
 confirm mode every publish takes the next delivery tag; the broker's acks, single or
 ``multiple``, settle the matching futures in bulk. Deliveries and returned messages are
 assembled from their frames and handed to plain callbacks, synchronously, in order.
+
+A callback that raises does not end the channel or the connection: the exception is
+logged with the consumer tag (with its traceback the first time for that consumer), the
+delivery is settled by the consumer's policy (rejected, requeued if it asked for that, or
+nothing for a ``no_ack`` consumer), and the next frames are handled as usual.
+
+Publishing waits for room (:meth:`Channel.wait_writable`): while the broker blocks the
+connection (``connection.blocked``, a resource alarm), while it stopped this channel
+(``channel.flow`` with ``active=false``, answered with ``flow-ok``), and while the socket's
+send buffer is full.
 """
 
 from __future__ import annotations
@@ -13,16 +23,14 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pamqp import commands
 from pamqp.base import Frame
 
 from relaybus.drivers.rabbit.amqp import codec
 from relaybus.drivers.rabbit.amqp.errors import AMQPError, ChannelClosed, PublishNacked
-
-if TYPE_CHECKING:
-    from relaybus.drivers.rabbit.amqp.connection import Connection
+from relaybus.drivers.rabbit.amqp.link import ChannelOwner
 
 LOG = logging.getLogger(__name__)
 
@@ -61,7 +69,7 @@ ReturnCallback = Callable[[Returned], None]
 
 
 class Channel:
-    """An open channel of a :class:`~relaybus.drivers.rabbit.amqp.Connection`.
+    """An open channel of a connection (a :class:`~.link.ChannelOwner`).
 
     Attributes:
         number: the channel number.
@@ -71,11 +79,12 @@ class Channel:
             with ``mandatory``).
     """
 
-    def __init__(self, connection: Connection, number: int) -> None:
+    def __init__(self, connection: ChannelOwner, number: int) -> None:
         self.number = number
         self._connection = connection
         self._protocol = connection.protocol
         self._frame_max = connection.frame_max
+        self._unblocked = connection.unblocked
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[BaseException] = self._loop.create_future()
         self.on_return: ReturnCallback | None = None
@@ -83,6 +92,11 @@ class Channel:
             collections.deque()
         self._consumers: dict[str, DeliveryCallback] = {}
         self._cancel_callbacks: dict[str, Callable[[], None]] = {}
+        # what to do with a delivery whose callback raised: None (no_ack), else requeue?
+        self._on_error: dict[str, bool | None] = {}
+        self._failures: dict[str, int] = {}
+        self._flow = asyncio.Event()  # cleared by channel.flow(active=false)
+        self._flow.set()
         self._confirming = False
         self._next_tag = 1
         self._lowest_unconfirmed = 1
@@ -108,6 +122,27 @@ class Channel:
     def _check_open(self) -> None:
         if self.closed.done():
             raise self.closed.result()
+
+    @property
+    def writable(self) -> bool:
+        """Whether a publish goes out now: not blocked, not stopped by flow, socket has room."""
+        return self._flow.is_set() and self._unblocked.is_set() and self._protocol.can_write \
+            and not self.closed.done()
+
+    async def wait_writable(self) -> None:
+        """Wait until a publish may go out (see the module docstring); bound it by a timeout.
+
+        Raises:
+            ChannelClosed, ConnectionLost, ConnectionClosed: the channel ended meanwhile.
+        """
+        while not self.writable:
+            self._check_open()
+            if not self._unblocked.is_set():
+                await self._unblocked.wait()
+            elif not self._flow.is_set():
+                await self._flow.wait()
+            else:
+                await self._protocol.drain()
 
     # -- synchronous methods -------------------------------------------------------
 
@@ -161,12 +196,16 @@ class Channel:
 
     async def basic_consume(self, queue: str, consumer_tag: str, callback: DeliveryCallback,
                             *, no_ack: bool = False, arguments: dict[str, Any] | None = None,
-                            on_cancel: Callable[[], None] | None = None) -> None:
+                            on_cancel: Callable[[], None] | None = None,
+                            requeue_on_error: bool = False) -> None:
         """Start a consumer; deliveries go to ``callback`` in order, synchronously.
 
         ``on_cancel`` runs if the broker cancels the consumer (its queue was deleted).
+        A delivery whose ``callback`` raises is logged and rejected (requeued with
+        ``requeue_on_error``; left alone with ``no_ack``); the consumer goes on.
         """
         self._consumers[consumer_tag] = callback
+        self._on_error[consumer_tag] = None if no_ack else requeue_on_error
         if on_cancel is not None:
             self._cancel_callbacks[consumer_tag] = on_cancel
         try:
@@ -175,6 +214,7 @@ class Channel:
         except BaseException:
             self._consumers.pop(consumer_tag, None)
             self._cancel_callbacks.pop(consumer_tag, None)
+            self._on_error.pop(consumer_tag, None)
             raise
 
     async def basic_cancel(self, consumer_tag: str) -> None:
@@ -184,6 +224,7 @@ class Channel:
             await self.rpc(commands.Basic.Cancel(consumer_tag=consumer_tag))
         finally:
             self._consumers.pop(consumer_tag, None)
+            self._on_error.pop(consumer_tag, None)
 
     async def close(self) -> None:
         """Close the channel (a no-op if it is closed already)."""
@@ -295,14 +336,33 @@ class Channel:
                             self.number, consumer_tag)
                 self.nack(tag, requeue=True)
                 return
-            callback(Delivery(self, tag, redelivered, exchange, routing_key, body))
+            try:
+                callback(Delivery(self, tag, redelivered, exchange, routing_key, body))
+            except Exception:  # noqa: BLE001 - one consumer's bug must not end the others
+                self._callback_failed(consumer_tag, tag)
         else:
             _, code, text, exchange, routing_key = announced
             if self.on_return is not None:
-                self.on_return(Returned(code, text, exchange, routing_key, body))
+                try:
+                    self.on_return(Returned(code, text, exchange, routing_key, body))
+                except Exception:
+                    LOG.exception("channel %d: the return callback failed; the returned "
+                                  "message is dropped", self.number)
             else:
                 LOG.warning("message returned by the broker (%s %s, exchange %r, key %r) "
                             "and nobody asked for returns", code, text, exchange, routing_key)
+
+    def _callback_failed(self, consumer_tag: str, delivery_tag: int) -> None:
+        """A delivery callback raised: log it, settle the delivery by policy, go on."""
+        failures = self._failures[consumer_tag] = self._failures.get(consumer_tag, 0) + 1
+        requeue = self._on_error.get(consumer_tag)
+        settle = "left alone (no_ack)" if requeue is None else \
+            "requeued" if requeue else "rejected"
+        LOG.error("channel %d: consumer %s failed to take delivery %d (failure %d); it is "
+                  "%s and the consumer goes on", self.number, consumer_tag, delivery_tag,
+                  failures, settle, exc_info=failures == 1)
+        if requeue is not None:
+            self.nack(delivery_tag, requeue=requeue)
 
     def _on_method(self, method: Any) -> None:
         name = method.name
@@ -313,10 +373,23 @@ class Channel:
         if name == "Basic.Cancel":  # the broker cancelled a consumer (its queue is gone)
             self._consumers.pop(method.consumer_tag, None)
             callback = self._cancel_callbacks.pop(method.consumer_tag, None)
+            self._on_error.pop(method.consumer_tag, None)
             if callback is not None:
-                callback()
+                try:
+                    callback()
+                except Exception:
+                    LOG.exception("channel %d: the cancel callback of consumer %s failed",
+                                  self.number, method.consumer_tag)
             return
         if name == "Channel.Flow":
+            if method.active:
+                LOG.info("channel %d: the broker resumed publishing (channel.flow)",
+                         self.number)
+                self._flow.set()
+            else:
+                LOG.warning("channel %d: the broker paused publishing (channel.flow)",
+                            self.number)
+                self._flow.clear()
             self._protocol.write(codec.pack_method(
                 self.number, commands.Channel.FlowOk(active=method.active)))
             return
@@ -345,3 +418,5 @@ class Channel:
                 future.set_exception(exc)
         self._consumers.clear()
         self._cancel_callbacks.clear()
+        self._on_error.clear()
+        self._flow.set()  # wake publishers waiting for flow: they see the channel closed

@@ -25,6 +25,8 @@ from relaybus.drivers.rabbit.amqp.protocol import FrameProtocol
 
 LOG = logging.getLogger(__name__)
 
+FRAME_MIN_SIZE = 4096  # AMQP 0-9-1: no peer may ask for a smaller frame_max
+
 CLIENT_CAPABILITIES = {
     "authentication_failure_close": True,  # a bad login gets 403, not a silent close
     "consumer_cancel_notify": True,
@@ -152,10 +154,11 @@ class Connection:
             response=login_response(p.login_method, p.username, p.password), locale="en_US")
         tune = await self._expect("Connection.Tune", start_ok)
         self.channel_max = min(p.channel_max, tune.channel_max or p.channel_max)
-        self.frame_max = min(p.frame_max, tune.frame_max or p.frame_max)
+        self.frame_max = max(min(p.frame_max, tune.frame_max or p.frame_max), FRAME_MIN_SIZE)
         heartbeat = p.heartbeat if not tune.heartbeat else min(p.heartbeat, tune.heartbeat)
         if p.heartbeat == 0:
             heartbeat = 0
+        self.protocol.frame_max = self.frame_max  # larger incoming frames are refused
         self.protocol.write(codec.pack_method(0, commands.Connection.TuneOk(
             channel_max=self.channel_max, frame_max=self.frame_max, heartbeat=heartbeat)))
         await self._expect("Connection.OpenOk",
@@ -260,26 +263,45 @@ class Connection:
     # -- closing -----------------------------------------------------------------
 
     async def close(self, timeout: float = 2.0) -> None:
-        """Close politely (Connection.Close, wait for Close-Ok), then drop the socket."""
+        """Close politely (Connection.Close, wait for Close-Ok), then drop the socket.
+
+        Returns within ``timeout`` seconds (plus a loop pass) whatever the broker does: one
+        that never answers, or that stopped reading (it blocked the connection during a
+        resource alarm), has its socket aborted when the time is up.
+        """
         if self.closed.done():
             return
+        loop = self._loop
+        deadline = loop.time() + timeout
         self._close_reason = ConnectionClosed(200, "closed by the client")
         try:
-            future: asyncio.Future[Any] = self._loop.create_future()
+            future: asyncio.Future[Any] = loop.create_future()
             self._waiter = ("Connection.CloseOk", future)
             self.protocol.write_now(codec.pack_method(0, commands.Connection.Close(
                 reply_code=200, reply_text="bye", class_id=0, method_id=0)))
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(deadline):
                 await future
-        except (TimeoutError, ConnectionLost, ConnectionClosed):
+        except TimeoutError:
+            LOG.warning("the broker did not answer connection.close within %.1f s; dropping "
+                        "the connection", timeout)
+        except (ConnectionLost, ConnectionClosed):
             pass
         finally:
             self.protocol.close()
             if not self.closed.done():
-                await asyncio.wait([self.closed], timeout=timeout)
-            if not self.closed.done():
-                self.protocol.abort(ConnectionLost("closed"))
-                self._on_lost(self._close_reason)
+                await asyncio.wait([self.closed], timeout=max(deadline - loop.time(), 0))
+            self.abort(self._close_reason)
+
+    def abort(self, reason: BaseException | None = None) -> None:
+        """Drop the connection at once, without the close handshake; idempotent.
+
+        Everything waiting on it fails with ``reason`` now, not once the socket is gone.
+        """
+        if self.closed.done():
+            return
+        reason = reason or ConnectionLost("the connection was aborted")
+        self.protocol.abort(reason)
+        self._on_lost(reason)
 
 
 def login_response(method: str, username: str, password: str) -> str:

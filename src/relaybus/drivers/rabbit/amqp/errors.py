@@ -4,6 +4,7 @@
 
     AMQPError
     ├── ConnectionLost        the socket went away (or heartbeats stopped)
+    │   └── FrameTooLarge     the broker sent a frame over the negotiated frame_max
     ├── ConnectionClosed      the broker (or we) closed the connection, with a reply code
     │   └── HandshakeRefused  closed while logging in or opening the virtual host
     ├── ChannelClosed         the broker closed one channel, with a reply code
@@ -28,6 +29,25 @@ class AMQPError(Exception):
 
 class ConnectionLost(AMQPError):
     """The connection ended without a close handshake (socket error, missed heartbeats)."""
+
+
+class FrameTooLarge(ConnectionLost):
+    """The peer announced a frame larger than the negotiated ``frame_max``.
+
+    The client drops the connection as soon as the frame's header arrives, without
+    buffering its payload (AMQP 0-9-1 §4.2.3: a peer must not send frames over
+    ``frame_max``; a larger one is a framing error).
+
+    Attributes:
+        size: the announced frame size, header and end octet included.
+        frame_max: the limit in force.
+    """
+
+    def __init__(self, size: int, frame_max: int) -> None:
+        self.size = size
+        self.frame_max = frame_max
+        super().__init__(f"AMQP framing error: the broker sent a {size}-byte frame, over the "
+                         f"negotiated frame_max of {frame_max} bytes")
 
 
 class ConnectionClosed(AMQPError):

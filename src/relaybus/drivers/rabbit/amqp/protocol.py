@@ -6,6 +6,18 @@ collected and written with one ``transport.write`` per event-loop pass, so a bur
 publishes and acks becomes one system call. The protocol also keeps the AMQP
 heartbeat: it sends one when it has been quiet for half the interval, and declares the
 connection dead after two intervals without hearing from the broker.
+
+Both buffers are bounded, so a hostile or stuck peer cannot grow the client's memory:
+
+* reading: a frame longer than the negotiated ``frame_max`` is refused as soon as its
+  7-byte header arrives (:class:`~.errors.FrameTooLarge`, the connection is dropped and a
+  line is logged); bytes are never kept beyond one frame plus one socket read;
+* writing: :attr:`FrameProtocol.can_write` turns false while the transport has paused
+  writing (its buffer is over the high-water mark) or more than ``OUT_HIGH`` bytes wait
+  for this pass's write; publishers wait for it (:meth:`FrameProtocol.drain`). The small
+  frames written without waiting (acks, heartbeats, closes) are bounded by the prefetch
+  window; if the unsent bytes still reach ``WRITE_LIMIT`` the broker has stopped reading
+  and the connection is dropped (:class:`~.errors.ConnectionLost`).
 """
 
 from __future__ import annotations
@@ -16,12 +28,19 @@ from collections.abc import Callable
 from typing import cast
 
 from relaybus.drivers.rabbit.amqp import codec
-from relaybus.drivers.rabbit.amqp.errors import ConnectionLost
+from relaybus.drivers.rabbit.amqp.errors import ConnectionLost, FrameTooLarge
 
 LOG = logging.getLogger(__name__)
 
 FrameCallback = Callable[[int, int, bytes], None]
 LostCallback = Callable[[BaseException], None]
+
+#: bytes queued for this loop pass's write above which publishers wait (drain)
+OUT_HIGH = 1 << 20
+#: unsent bytes (queued here and in the transport) at which the connection is dropped
+WRITE_LIMIT = 64 << 20
+#: the frame size accepted before ``Connection.Tune`` (the AMQP minimum is 4096)
+HANDSHAKE_FRAME_MAX = 131072
 
 
 class FrameProtocol(asyncio.Protocol):
@@ -30,13 +49,20 @@ class FrameProtocol(asyncio.Protocol):
     Args:
         on_frame: called as ``on_frame(frame_type, channel, payload)`` for every frame.
         on_lost: called once, with the reason, when the transport is gone.
+
+    Attributes:
+        frame_max: the largest frame accepted, frame header and end octet included
+            (the negotiated ``frame_max`` once tuned).
     """
 
     def __init__(self, on_frame: FrameCallback, on_lost: LostCallback) -> None:
         self._on_frame = on_frame
         self._on_lost = on_lost
         self._buffer = bytearray()
+        self.frame_max = HANDSHAKE_FRAME_MAX
         self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._paused = False
         self._flush_scheduled = False
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -62,9 +88,12 @@ class FrameProtocol(asyncio.Protocol):
         buffer += data
         pos, size = 0, len(buffer)
         head = codec.FRAME_HEAD
+        limit = self.frame_max - codec.FRAME_OVERHEAD
         try:
-            while size - pos >= 8:
+            while size - pos >= 7:
                 frame_type, channel, length = head.unpack_from(buffer, pos)
+                if length > limit:
+                    raise FrameTooLarge(length + codec.FRAME_OVERHEAD, self.frame_max)
                 end = pos + 7 + length
                 if end >= size:
                     break
@@ -73,8 +102,14 @@ class FrameProtocol(asyncio.Protocol):
                 payload = bytes(buffer[pos + 7:end])
                 pos = end + 1
                 self._on_frame(frame_type, channel, payload)
+        except FrameTooLarge as exc:
+            LOG.error("dropping the AMQP connection: %s", exc)
+            pos = size  # nothing more is read from this connection
+            self.abort(exc)
+            return
         except Exception as exc:
             LOG.exception("AMQP connection failed while reading a frame")
+            pos = size
             self.abort(exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc)))
             return
         finally:
@@ -91,13 +126,29 @@ class FrameProtocol(asyncio.Protocol):
         if not self.connected.done():
             self.connected.set_exception(self._lost)
         self._out.clear()
+        self._out_bytes = 0
+        self._buffer = bytearray()
         self._on_lost(self._lost)
 
     def pause_writing(self) -> None:
+        self._paused = True
         self._writable.clear()
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self._paused = False
+        if self._out_bytes < OUT_HIGH:
+            self._writable.set()
+
+    @property
+    def unsent(self) -> int:
+        """Bytes written and not yet taken by the socket (queued here and in the transport)."""
+        transport = self._transport
+        return self._out_bytes + (transport.get_write_buffer_size() if transport else 0)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet framed (at most one frame plus one read)."""
+        return len(self._buffer)
 
     # -- writing -----------------------------------------------------------------
 
@@ -115,6 +166,9 @@ class FrameProtocol(asyncio.Protocol):
         if self._transport is None:
             raise self._lost or ConnectionLost("not connected")
         self._out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes >= OUT_HIGH:
+            self._writable.clear()
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -127,12 +181,26 @@ class FrameProtocol(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         out, self._out = self._out, []
-        if out and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+        queued, self._out_bytes = self._out_bytes, 0
+        transport = self._transport
+        if out and transport is not None and not transport.is_closing():
+            if self._paused and queued + transport.get_write_buffer_size() >= WRITE_LIMIT:
+                LOG.error("dropping the AMQP connection: the broker has not read %d bytes",
+                          queued + transport.get_write_buffer_size())
+                self.abort(ConnectionLost(f"the broker stopped reading ({WRITE_LIMIT} bytes "
+                                          "unsent)"))
+                return
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
             self._last_write = self._loop.time()
+        if not self._paused:
+            self._writable.set()
 
     async def drain(self) -> None:
-        """Wait while the socket's send buffer is full (the broker reads slowly or blocks)."""
+        """Wait while the socket's send buffer is full (the broker reads slowly or blocks).
+
+        Raises:
+            ConnectionLost: the connection ended (at once, or while waiting).
+        """
         if not self._writable.is_set():
             await self._writable.wait()
         if self._lost is not None:
