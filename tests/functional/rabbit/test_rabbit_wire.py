@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -184,7 +185,7 @@ async def test_relaybus_replies_match_the_vectors(request_name: str, bus: relayb
                                                   tap: Tap, topic: str) -> None:
     request = vector(request_name)
     reply = vector(REPLY_OF[request_name])
-    reply_q = await tap.queue(f"reply_{'f' * 32}_{topic}")
+    reply_q = await tap.queue(f"reply_{uuid.uuid4().hex}")
     async with bus.rpc_server(Target(topic=topic, server="server1"),
                               [Captured(), CapturedNs()]):
         message = dict(message_of(request["body_parsed"]), _reply_q=reply_q,

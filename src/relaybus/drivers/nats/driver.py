@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,9 +57,6 @@ from relaybus.message import (
     build_request,
     new_unique_id,
     pack,
-    parse_reply,
-    parse_request,
-    refusal,
     unpack,
 )
 from relaybus.target import Target
@@ -70,12 +68,22 @@ from relaybus.transport.base import (
     Subscription,
     TapHandler,
 )
+from relaybus.transport.intake import Intake, Refused, ReplyAddressRule
 from relaybus.transport.replies import PendingReplies
 from relaybus.url import TransportURL
 
 LOG = logging.getLogger(__name__)
 
 NO_RESPONDERS = "503"
+
+
+def inbox_rule(inbox_prefix: str) -> ReplyAddressRule:
+    """Replies go only to inbox subjects: ``<inbox_prefix>`` and one to three tokens of
+    ``[A-Za-z0-9_-]``. Never a ``$`` subject (JetStream's API), a wildcard, or a subject a
+    service or stream listens on."""
+    return ReplyAddressRule(
+        re.escape(inbox_prefix) + r"(\.[A-Za-z0-9_-]{1,64}){1,3}",
+        f"an inbox subject {inbox_prefix}.<token>[.<token>]")
 
 
 class _NoResponders(Exception):
@@ -112,8 +120,11 @@ class NatsDriver(Driver):
         self.naming = Naming(self.nats_options.subject_prefix, self.control_exchange)
         self._connection = Connection(server_list(url, self.nats_options),
                                       self.nats_options, url.masked())
+        #: the checks every received message goes through (and what they refused)
+        self.intake = Intake("nats", self.max_message_size,
+                             inbox_rule(self.nats_options.inbox_prefix))
         self._notifications = Notifications(self._connection, self.naming, self.nats_options,
-                                            self._check)
+                                            self._check, self.intake)
         self._replies = PendingReplies()
         self._resender = Resender(self._connection)
         self._casts: set[str] = set()
@@ -235,13 +246,9 @@ class NatsDriver(Driver):
                 LOG.info("dropping a confirmation on %s: its cast no longer waits (it timed "
                          "out, or was sent again after a reconnect)", msg.subject)
             return
-        try:
-            reply = parse_reply(unpack(msg.data))
-        except MalformedMessage as exc:
-            LOG.warning("dropping a malformed reply on %s (%d bytes): %s", msg.subject,
-                        len(msg.data), exc)
-            return
-        self._replies.deliver(reply)
+        reply = self.intake.reply(msg.data, msg.subject)
+        if reply is not None:
+            self._replies.deliver(reply)
 
     # -- RPC: the server's side ------------------------------------------------------
 
@@ -252,21 +259,15 @@ class NatsDriver(Driver):
         duplicates = DuplicateFilter()
 
         async def on_request(msg: Msg) -> None:
-            message: dict[str, Any] = {}
-            try:
-                message = unpack(msg.data)
-                request = parse_request(message)
-            except MalformedMessage as exc:
-                LOG.warning("dropping a malformed request from %s (%d bytes): %s",
-                            msg.subject, len(msg.data), exc)
-                await self._refuse(message, exc)
+            outcome = self.intake.request(msg.data, msg.subject, reply_to=msg.reply or None)
+            if isinstance(outcome, Refused):
+                if outcome.answer is not None:
+                    await self._publish_reply(*outcome.answer)
                 return
-            if request.msg_id is None and msg.reply:
+            if outcome.msg_id is None and msg.reply:
                 await self._confirm(msg.reply)
-            if duplicates.is_duplicate(request.unique_id):
-                LOG.info("dropping duplicate request %s", request.unique_id)
-                return
-            await handler(NatsRequest(self, request))
+            if not self.intake.is_duplicate(outcome, duplicates, msg.subject):
+                await handler(NatsRequest(self, outcome))
 
         consumers: list[CoreConsumer] = []
         try:
@@ -282,34 +283,31 @@ class NatsDriver(Driver):
             raise
         return self._remember(ConsumerSet(list(consumers), self._subscriptions.discard))
 
-    async def _refuse(self, message: dict[str, Any], exc: MalformedMessage) -> None:
-        """Tell the caller of a malformed call why, when its message says where."""
-        answer = refusal(message, exc)
-        if answer is None:
-            return
-        reply_q, reply = answer
-        request = Request(method="", args={}, context={}, msg_id=reply["_msg_id"],
-                          reply_q=reply_q)
+    async def _publish_reply(self, reply_q: str, body: bytes) -> None:
+        """Tell the caller of a refused call why (the intake checked the address)."""
         try:
-            await self.send_reply(request, reply)
+            with translated(f"replying to {reply_q}"):
+                await self._client().publish(reply_q, self._check(body))
         except MessagingError as error:
             LOG.info("could not refuse a malformed call: %s", error)
 
     async def _confirm(self, reply: str) -> None:
-        if not is_literal_subject(reply):
-            LOG.warning("not confirming a cast to %r: not a subject one can publish to", reply)
-            return
+        """Confirm a cast (the intake checked ``reply`` against the inbox rule)."""
         try:
             await self._client().publish(reply, b"")
         except Exception as exc:  # noqa: BLE001 - the caster will time out; log and go on
             LOG.info("could not confirm a cast: %s", exc)
 
     async def send_reply(self, request: Request, message: dict[str, Any]) -> None:
-        """Publish a reply (or heartbeat) to the caller's ``_reply_q``."""
+        """Publish a reply (or heartbeat) to the caller's ``_reply_q``.
+
+        The intake refused requests whose ``_reply_q`` is not an inbox subject; the check
+        is repeated here so that no reply ever leaves for any other subject.
+        """
         reply_q = request.reply_q or ""
-        if not is_literal_subject(reply_q):
-            LOG.warning("dropping the reply to %s: %r is not a subject one can publish to",
-                        request.msg_id, reply_q)
+        if not self.intake.reply_rule.allows(reply_q) or not is_literal_subject(reply_q):
+            LOG.warning("dropping the reply to %s: %r is not %s", request.msg_id, reply_q[:80],
+                        self.intake.reply_rule.description)
             return
         body = self._check(pack(message))
         with translated(f"replying to {reply_q}"):

@@ -34,6 +34,7 @@ from relaybus.drivers.nats.options import NatsOptions
 from relaybus.drivers.nats.resend import Resender
 from relaybus.errors import ConnectionFailure, MalformedMessage, MessageUndeliverable
 from relaybus.message import Notification, pack, parse_notification, unpack
+from relaybus.transport.intake import Intake
 from relaybus.target import Target
 from relaybus.transport.base import IncomingNotification, NotificationHandler
 
@@ -104,10 +105,12 @@ class Notifications:
         naming: subjects and JetStream names.
         options: the driver's options.
         check_size: raises MessageTooLarge for a body (plus header bytes) too large.
+        intake: the driver's received-message checks (sizes are refused before decoding).
     """
 
     def __init__(self, connection: Connection, naming: Naming, options: NatsOptions,
-                 check_size: Callable[[bytes, int], bytes]) -> None:
+                 check_size: Callable[[bytes, int], bytes], intake: Intake) -> None:
+        self._intake = intake
         self._connection = connection
         self._naming = naming
         self._options = options
@@ -290,7 +293,7 @@ class Notifications:
                           handler: NotificationHandler) -> CoreConsumer | PullConsumer:
         if not self.jetstream:
             async def on_core(msg: Msg) -> None:
-                notification = _parse(msg)
+                notification = _parse(msg, self._intake)
                 if notification is not None:
                     await handler(CoreNotification(notification))
 
@@ -303,7 +306,7 @@ class Notifications:
             return consumer
 
         async def on_stored(msg: Msg) -> None:
-            notification = _parse(msg)
+            notification = _parse(msg, self._intake)
             if notification is None:
                 await settle(msg, "term")
             else:
@@ -326,7 +329,9 @@ class Notifications:
         await self.ensure_consumer(stream, pool, priority, subject)
 
 
-def _parse(msg: Msg) -> Notification | None:
+def _parse(msg: Msg, intake: Intake) -> Notification | None:
+    if not intake.received(msg.data, msg.subject, "notification"):
+        return None
     try:
         return parse_notification(unpack(msg.data))
     except MalformedMessage as exc:

@@ -146,6 +146,9 @@ class NatsOptions:
             if not value or any(not p or p in ("*", ">") or any(c.isspace() for c in p)
                                 for p in parts):
                 raise InvalidTransportURL(url, f"{name} {value!r} is not a subject prefix")
+        if self.inbox_prefix.startswith("$"):
+            raise InvalidTransportURL(url, "inbox_prefix may not start with '$': replies "
+                                      "never go to the NATS server's own subjects")
         domain = self.jetstream_domain
         if domain is not None and (not domain or any(c in domain for c in ".*>")
                                    or any(c.isspace() for c in domain)):

@@ -21,16 +21,9 @@ from relaybus.drivers.rabbit.incoming import RabbitNotification, RabbitRequest, 
 from relaybus.drivers.rabbit.publisher import Publisher
 from relaybus.drivers.rabbit.topology import QueueSpec
 from relaybus.errors import MalformedMessage
-from relaybus.message import (
-    DuplicateFilter,
-    pack,
-    parse_notification,
-    parse_reply,
-    parse_request,
-    refusal,
-    unpack,
-)
+from relaybus.message import DuplicateFilter, parse_notification, unpack
 from relaybus.transport.base import NotificationHandler, RequestHandler, TapHandler
+from relaybus.transport.intake import Intake, Refused
 from relaybus.transport.replies import PendingReplies
 
 LOG = logging.getLogger(__name__)
@@ -57,7 +50,8 @@ class RPCServerConsumer(QueueConsumer):
     def __init__(self, connector: Connector, publisher: Publisher, name: str,
                  shared_queues: list[QueueSpec], fanout_queue: QueueSpec, prefetch: int, *,
                  handler: RequestHandler, send_reply: ReplySender,
-                 check_size: Callable[[bytes], bytes], keep_queues: bool) -> None:
+                 check_size: Callable[[bytes], bytes], keep_queues: bool,
+                 intake: Intake) -> None:
         super().__init__(connector, name, [*shared_queues, fanout_queue], prefetch)
         self._publisher = publisher
         self._shared = shared_queues
@@ -66,34 +60,23 @@ class RPCServerConsumer(QueueConsumer):
         self._send_reply = send_reply
         self._check_size = check_size
         self._keep_queues = keep_queues
+        self._intake = intake
         self._duplicates = DuplicateFilter()
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
-        try:
-            message = unpack(delivery.body)
-        except MalformedMessage as exc:
-            _drop("request", delivery.routing_key, delivery, acks, exc)
-            return
-        try:
-            request = parse_request(message)
-        except MalformedMessage as exc:
-            _drop("request", delivery.routing_key, delivery, acks, exc)
-            await self._refuse(message, exc)
-            return
         tag = delivery.delivery_tag
-        if self._duplicates.is_duplicate(request.unique_id):
-            LOG.info("dropping a duplicate request (_unique_id %s) on %s", request.unique_id,
-                     self.name)
+        outcome = self._intake.request(delivery.body, delivery.routing_key)
+        if isinstance(outcome, Refused):
+            # rejected without requeue: dead-lettered where the queue has a DLX
+            acks.reject(tag, requeue=False)
+            if outcome.answer is not None:
+                await self._send_reply(*outcome.answer)
+            return
+        if self._intake.is_duplicate(outcome, self._duplicates, self.name):
             acks.ack(tag)
             return
-        await self._handler(RabbitRequest(request, self._send_reply, self._check_size))
+        await self._handler(RabbitRequest(outcome, self._send_reply, self._check_size))
         acks.ack(tag)
-
-    async def _refuse(self, message: dict[str, Any], exc: MalformedMessage) -> None:
-        answer = refusal(message, exc)
-        if answer is not None:
-            reply_q, reply = answer
-            await self._send_reply(reply_q, pack(reply))
 
     async def after_stop(self) -> None:
         if self._connector.current is None:
@@ -121,12 +104,16 @@ class NotificationConsumer(QueueConsumer):
     """
 
     def __init__(self, connector: Connector, name: str, queues: list[QueueSpec],
-                 prefetch: int, *, handler: NotificationHandler) -> None:
+                 prefetch: int, *, handler: NotificationHandler, intake: Intake) -> None:
         super().__init__(connector, name, queues, prefetch)
         self._handler = handler
+        self._intake = intake
         self._duplicates = DuplicateFilter()
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
+        if not self._intake.received(delivery.body, delivery.routing_key, "notification"):
+            acks.reject(delivery.delivery_tag, requeue=False)
+            return
         try:
             notification = parse_notification(unpack(delivery.body))
         except MalformedMessage as exc:
@@ -151,20 +138,19 @@ class ReplyConsumer(QueueConsumer):
     no_ack = True
     inline = True
 
-    def __init__(self, connector: Connector, queue: QueueSpec, replies: PendingReplies) -> None:
+    def __init__(self, connector: Connector, queue: QueueSpec, replies: PendingReplies,
+                 intake: Intake) -> None:
         super().__init__(connector, queue.name, [queue], prefetch=0)
         self._replies = replies
+        self._intake = intake
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
         raise NotImplementedError("the reply consumer handles deliveries inline")
 
     def handle_now(self, delivery: Delivery) -> None:
-        try:
-            reply = parse_reply(unpack(delivery.body))
-        except MalformedMessage as exc:
-            LOG.warning("dropping malformed reply on %r: %s", self.name, exc)
-            return
-        self._replies.deliver(reply)
+        reply = self._intake.reply(delivery.body, self.name)
+        if reply is not None:
+            self._replies.deliver(reply)
 
 
 class TapConsumer(QueueConsumer):
@@ -177,11 +163,15 @@ class TapConsumer(QueueConsumer):
 
     no_ack = True
 
-    def __init__(self, connector: Connector, queue: QueueSpec, handler: TapHandler) -> None:
+    def __init__(self, connector: Connector, queue: QueueSpec, handler: TapHandler,
+                 intake: Intake) -> None:
         super().__init__(connector, queue.name, [queue], prefetch=0)
         self._handler = handler
+        self._intake = intake
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
+        if not self._intake.received(delivery.body, self.name, "tapped message"):
+            return
         try:
             message = unpack(delivery.body)
         except MalformedMessage as exc:
