@@ -58,6 +58,7 @@ from relaybus.transport.base import (
     Subscription,
     TapHandler,
 )
+from relaybus.transport.intake import AMQP_REPLY_QUEUE, Intake
 from relaybus.transport.replies import PendingReplies
 from relaybus.url import TransportURL
 
@@ -80,6 +81,8 @@ class RabbitDriver(Driver):
         self._connector: Connector | None = None
         self._publisher: Publisher | None = None
         self._replies = PendingReplies()
+        #: the checks every received message goes through (and what they refused)
+        self.intake = Intake("rabbit", self.max_message_size, AMQP_REPLY_QUEUE)
         self._calls: dict[str, Target] = {}
         self._reply_consumer: ReplyConsumer | None = None
         self._reply_starting: asyncio.Future[ReplyConsumer] | None = None
@@ -299,7 +302,8 @@ class RabbitDriver(Driver):
     async def _new_reply_consumer(self, timeout: float | None) -> ReplyConsumer:
         connector, _ = self._live()
         connection = await connector.connection(timeout)
-        consumer = ReplyConsumer(connector, self._topology.reply_queue(), self._replies)
+        consumer = ReplyConsumer(connector, self._topology.reply_queue(), self._replies,
+                                 self.intake)
         try:
             await consumer.start(connection)
         except AMQPError as exc:
@@ -307,7 +311,15 @@ class RabbitDriver(Driver):
         return consumer
 
     async def _send_reply(self, reply_queue: str, body: bytes) -> None:
-        """Publish a reply or heartbeat; a lost connection is logged, not raised."""
+        """Publish a reply or heartbeat; a lost connection is logged, not raised.
+
+        The intake refused requests whose ``_reply_q`` is not a reply queue; the check is
+        repeated here so that no reply ever goes to another queue.
+        """
+        if not self.intake.reply_rule.allows(reply_queue):
+            LOG.warning("dropping a reply to %r: not %s", reply_queue[:80],
+                        self.intake.reply_rule.description)
+            return
         if self._closed or self._publisher is None:
             LOG.info("transport closed: dropping a reply to %s", reply_queue)
             return
@@ -335,7 +347,7 @@ class RabbitDriver(Driver):
             connector, publisher, name, shared, self._topology.fanout_queue(target.topic),
             self.rabbit_options.rabbit_qos_prefetch_count, handler=handler,
             send_reply=self._send_reply, check_size=self.check_size,
-            keep_queues=self.rabbit_options.keep_rpc_queues)
+            keep_queues=self.rabbit_options.keep_rpc_queues, intake=self.intake)
         return await self._start(consumer, f"serving {name}")
 
     async def _start(self, consumer: QueueConsumer, what: str) -> Subscription:
@@ -384,7 +396,7 @@ class RabbitDriver(Driver):
         name = pool or ",".join(queues)
         consumer = NotificationConsumer(connector, name, list(queues.values()),
                                         self.rabbit_options.rabbit_qos_prefetch_count,
-                                        handler=handler)
+                                        handler=handler, intake=self.intake)
         return await self._start(consumer, f"listening on {name}")
 
     # -- watching ----------------------------------------------------------------------
@@ -399,7 +411,7 @@ class RabbitDriver(Driver):
         if target.topic is None:
             raise MessageUndeliverable(target, "a tap needs a topic")
         queue = self._topology.tap_queue(self.exchange_for(target), target.topic)
-        return await self._start(TapConsumer(connector, queue, handler),
+        return await self._start(TapConsumer(connector, queue, handler, self.intake),
                                  f"tapping {target.topic}")
 
     def forget(self, consumer: QueueConsumer) -> None:
