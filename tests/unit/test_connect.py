@@ -31,7 +31,7 @@ async def test_unknown_scheme_lists_the_installed_ones() -> None:
 
 
 @pytest.mark.parametrize("options, reason", [
-    ({"no_such_option": 1}, "takes no options"),
+    ({"no_such_option": 1}, "unknown memory option .no_such_option."),
     ({"max_message_size": "big"}, "max_message_size"),
     ({"max_message_size": 0}, "at least 1 byte"),
     ({"control_exchange": "has space"}, "control_exchange"),

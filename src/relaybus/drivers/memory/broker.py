@@ -5,21 +5,78 @@ Every bus connected to ``memory://NAME`` in one process shares the broker of tha
 really encoded. Consumers may live on different event loops (the sync facade runs its
 own): deliveries cross loops with ``call_soon_threadsafe`` and broker state is guarded by a
 lock.
+
+Nothing grows without bound. A consumer holds at most :data:`CONSUMER_PREFETCH` bodies
+(received, not yet handled), like a channel's prefetch; the rest waits in its queue. Every
+queue (taps included) holds at most :attr:`QueueLimits.max_queue_length` bodies and
+:attr:`QueueLimits.max_queue_bytes` bytes, like a RabbitMQ queue with ``x-max-length``,
+``x-max-length-bytes`` and ``overflow: drop-head``: when a new body would exceed a limit the
+oldest waiting ones are dropped. Drops are counted per queue (:meth:`MemoryBroker.dropped`)
+and reported in one log line per queue per :data:`DROP_LOG_INTERVAL` seconds, never one per
+message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from relaybus.errors import InvalidTransportURL
+from relaybus.transport.options import option_values
+
 DEFAULT_EXCHANGE = ""
 LOG = logging.getLogger(__name__)
+
+#: Bodies a consumer holds at most (received, not yet handled); the rest wait in the queue.
+CONSUMER_PREFETCH = 256
+#: Seconds between two log lines about the drops of one queue.
+DROP_LOG_INTERVAL = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueLimits:
+    """How much every queue of a broker may hold (``memory://NAME?max_queue_length=...``).
+
+    Attributes:
+        max_queue_length: bodies waiting in one queue (RabbitMQ's ``x-max-length``).
+        max_queue_bytes: bytes of bodies waiting in one queue (``x-max-length-bytes``).
+    """
+
+    max_queue_length: int = 10_000
+    max_queue_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_queue_length < 1 or self.max_queue_bytes < 1:
+            raise ValueError("max_queue_length and max_queue_bytes must be at least 1")
+
+
+def queue_limits_from(url: str, options: dict[str, Any]) -> QueueLimits | None:
+    """The limits the memory URL's options ask for; None when they name none.
+
+    Raises:
+        InvalidTransportURL: an unknown option (the memory transport has no other), or a
+            value that is not a positive integer.
+    """
+    values = option_values(QueueLimits, url, options, "memory")
+    if not values:
+        return None
+    try:
+        return QueueLimits(**values)
+    except ValueError as exc:
+        raise InvalidTransportURL(url, str(exc)) from None
+
+
+def _size(body: Any) -> int:
+    """The bytes a queued item holds: a body, or a tap's (exchange, key, body)."""
+    return len(body[2]) if isinstance(body, tuple) else len(body)
 
 
 class Consumer:
@@ -31,9 +88,15 @@ class Consumer:
         self.handler = handler
         self.loop = asyncio.get_running_loop()
         self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.held = 0  # delivered to this consumer and not yet handled; under the broker lock
         self.task = self.loop.create_task(self._pump(), name=name)
 
+    @property
+    def has_room(self) -> bool:
+        return self.held < CONSUMER_PREFETCH
+
     def deliver(self, body: bytes) -> None:
+        self.held += 1
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -47,9 +110,11 @@ class Consumer:
         while (body := await self.inbox.get()) is not None:
             try:
                 await self.handler(body)
-            except Exception:  # noqa: BLE001 - one message must never stop a consumer
+            except Exception:  # one message must never stop a consumer
                 LOG.exception("consumer %s could not handle a message; dropped it",
                               self.task.get_name())
+            finally:
+                self.queue.broker.settled(self)
 
     async def stop(self) -> None:
         """Leave the queue; hand what the inbox holds to the handler, then end."""
@@ -61,31 +126,75 @@ class Consumer:
 
 
 class Queue:
-    """A named queue: bodies wait here while it has no consumer."""
+    """A named queue: bodies wait here while its consumers are busy or absent (bounded)."""
 
     def __init__(self, broker: MemoryBroker, name: str, auto_delete: bool) -> None:
         self.broker = broker
         self.name = name
         self.auto_delete = auto_delete
         self.waiting: collections.deque[bytes] = collections.deque()
+        self.waiting_bytes = 0
         self.consumers: list[Consumer] = []
         self._turn = itertools.count()
+        self._unreported = 0
+        self._reported_at = float("-inf")
 
     def put(self, body: bytes, *, front: bool = False) -> None:
-        """Give the body to the next consumer round-robin, or keep it until one comes."""
-        if self.consumers:
-            self.consumers[next(self._turn) % len(self.consumers)].deliver(body)
-        elif front:
+        """Queue the body (at the head if ``front``) and hand the queue out to consumers."""
+        if front:
             self.waiting.appendleft(body)
         else:
             self.waiting.append(body)
+        self.waiting_bytes += _size(body)
+        self._enforce_limits()
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Give waiting bodies, in order, round-robin to consumers with room."""
+        while self.waiting and self.consumers:
+            count = len(self.consumers)
+            start = next(self._turn)
+            for step in range(count):
+                consumer = self.consumers[(start + step) % count]
+                if consumer.has_room:
+                    break
+            else:
+                return  # every consumer is full: the rest waits here
+            body = self.waiting.popleft()
+            self.waiting_bytes -= _size(body)
+            consumer.deliver(body)
+
+    def _enforce_limits(self) -> None:
+        limits = self.broker.limits
+        dropped = 0
+        while self.waiting and (len(self.waiting) > limits.max_queue_length
+                                or self.waiting_bytes > limits.max_queue_bytes):
+            self.waiting_bytes -= _size(self.waiting.popleft())
+            dropped += 1
+        if dropped:
+            self.broker.count_drops(self, dropped)
+            self._report(dropped, limits)
+
+    def _report(self, dropped: int, limits: QueueLimits) -> None:
+        self._unreported += dropped
+        now = time.monotonic()
+        if now - self._reported_at >= DROP_LOG_INTERVAL:
+            LOG.warning("memory broker %r: queue %r is over its limit (%d messages, %d bytes); "
+                        "dropped %d message(s) from its head since the last report, %d in all",
+                        self.broker.name, self.name, limits.max_queue_length,
+                        limits.max_queue_bytes, self._unreported,
+                        self.broker.dropped().get(self.name, 0))
+            self._unreported = 0
+            self._reported_at = now
 
 
 class MemoryBroker:
     """Exchanges (topic or fanout), queues and bindings, kept in one process."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, limits: QueueLimits | None = None) -> None:
         self.name = name
+        self.limits = limits or QueueLimits()
+        self._dropped: collections.Counter[str] = collections.Counter()
         self._lock = threading.RLock()
         self._queues: dict[str, Queue] = {}
         self._fanout_exchanges: set[str] = set()
@@ -122,8 +231,28 @@ class MemoryBroker:
                 queue.put(body)
             for wants, tap in self._taps:
                 if wants(exchange, routing_key):
-                    tap.deliver((exchange, routing_key, body))  # type: ignore[arg-type]
+                    tap.queue.put((exchange, routing_key, body))  # type: ignore[arg-type]
             return len(queues)
+
+    def dropped(self) -> dict[str, int]:
+        """Bodies dropped so far because a queue was over its limits, by queue name."""
+        with self._lock:
+            return dict(self._dropped)
+
+    def count_drops(self, queue: Queue, count: int) -> None:
+        self._dropped[queue.name] += count
+
+    def depth(self, queue_name: str) -> tuple[int, int]:
+        """``(messages, bytes)`` waiting in a queue (not yet given to a consumer)."""
+        with self._lock:
+            queue = self._queues.get(queue_name)
+            return (len(queue.waiting), queue.waiting_bytes) if queue else (0, 0)
+
+    def settled(self, consumer: Consumer) -> None:
+        """A consumer finished one body: it has room for the next waiting one."""
+        with self._lock:
+            consumer.held -= 1
+            consumer.queue.dispatch()
 
     def add_tap(self, wants: Callable[[str, str], bool],
                 handler: Callable[[Any], Awaitable[None]], name: str) -> Consumer:
@@ -133,6 +262,7 @@ class MemoryBroker:
         """
         with self._lock:
             tap = Consumer(Queue(self, name, auto_delete=True), handler, name)
+            tap.queue.consumers.append(tap)
             self._taps.append((wants, tap))
             return tap
 
@@ -149,8 +279,7 @@ class MemoryBroker:
             queue = self._queues[queue_name]
             consumer = Consumer(queue, handler, name)
             queue.consumers.append(consumer)
-            while queue.waiting:
-                queue.put(queue.waiting.popleft())
+            queue.dispatch()
             return consumer
 
     def cancel(self, consumer: Consumer) -> None:
@@ -178,10 +307,19 @@ _brokers: weakref.WeakValueDictionary[str, MemoryBroker] = weakref.WeakValueDict
 _brokers_lock = threading.Lock()
 
 
-def broker_named(name: str) -> MemoryBroker:
-    """The process's broker of that name; it lives while some bus holds it."""
+def broker_named(name: str, limits: QueueLimits | None = None) -> MemoryBroker:
+    """The process's broker of that name; it lives while some bus holds it.
+
+    ``limits`` (when given) become the broker's, for its present and future queues, as a
+    RabbitMQ policy would; a change of the limits of a broker in use is logged.
+    """
     with _brokers_lock:
         broker = _brokers.get(name)
         if broker is None:
-            broker = _brokers[name] = MemoryBroker(name)
+            broker = _brokers[name] = MemoryBroker(name, limits)
+        elif limits is not None and limits != broker.limits:
+            LOG.warning("memory broker %r: queue limits changed from %s to %s", name,
+                        broker.limits, limits)
+            with broker._lock:
+                broker.limits = limits
         return broker
