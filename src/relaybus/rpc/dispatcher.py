@@ -6,11 +6,17 @@ given, with the same namespace, a compatible version (same major, minor at least
 requested one) and a method of that name the access policy exposes. If some endpoint
 matched namespace and version but none had the method: :class:`NoSuchMethod`; if none
 matched at all: :class:`UnsupportedVersion`. These are oslo.messaging's rules.
+
+Remote callers reach **methods only**: a name resolves when the endpoint's class (or a
+base class other than ``object``) defines it as a plain function, ``staticmethod`` or
+``classmethod``. Properties are never evaluated, and instance attributes, callable objects,
+classes and built-in methods are never called, whatever the access policy says.
 """
 
 from __future__ import annotations
 
 import abc
+import types
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -49,6 +55,29 @@ class ExplicitRPCAccessPolicy(DefaultRPCAccessPolicy):
 
     def is_allowed(self, endpoint: object, name: str, method: Callable[..., Any]) -> bool:
         return super().is_allowed(endpoint, name, method) and getattr(method, _EXPOSED, False)
+
+
+def remote_method(obj: object, name: str) -> Callable[..., Any] | None:
+    """``obj``'s method ``name`` bound to it, if remote callers may reach it at all.
+
+    Only functions defined on the class (not on ``object``) qualify; the lookup is static,
+    so no property or ``__getattr__`` runs, and an instance attribute of the same name does
+    not shadow the method.
+    """
+    for klass in type(obj).__mro__:
+        if klass is object:
+            return None
+        found = klass.__dict__.get(name)
+        if found is None:
+            continue
+        if isinstance(found, (staticmethod, classmethod)):
+            if not isinstance(found.__func__, types.FunctionType):
+                return None
+        elif not isinstance(found, types.FunctionType):
+            return None
+        bound: Callable[..., Any] = found.__get__(obj, type(obj))
+        return bound
+    return None
 
 
 class _Endpoint:
@@ -100,8 +129,8 @@ class RPCDispatcher:
             if not version_is_compatible(endpoint.version, requested):
                 continue
             matched = True
-            candidate = getattr(endpoint.obj, method, None)
-            if callable(candidate) and not isinstance(candidate, type) \
+            candidate = remote_method(endpoint.obj, method)
+            if candidate is not None \
                     and self._policy.is_allowed(endpoint.obj, method, candidate):
                 if len(self._cache) < 4096:
                     self._cache[key] = candidate
