@@ -38,6 +38,7 @@ from nats.aio.client import Client
 
 from relaybus import telemetry
 from relaybus.drivers.nats.options import NatsOptions, ServerList
+from relaybus.drivers.nats.slow_consumers import SlowConsumerReport
 from relaybus.errors import (
     AuthenticationFailure,
     ConnectionFailure,
@@ -140,6 +141,8 @@ class Connection:
         self.on_reconnect: set[Callable[[], None]] = set()
         self.on_lost: set[Callable[[BaseException], None]] = set()
         self.name = options.name or f"relaybus:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: slow-consumer drops by consumer, logged once per interval (not per message)
+        self.slow_consumers = SlowConsumerReport(url_text)
 
     @property
     def client(self) -> Client:
@@ -220,6 +223,9 @@ class Connection:
                 # handshake never returns, so end its connect loop here
                 raise _Abort from exc
             return
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            self.slow_consumers.record(exc)  # one call per dropped message: count, log rarely
+            return
         if self._client is None:
             return
         if isinstance(exc, (OSError, nats.errors.UnexpectedEOF)):
@@ -256,6 +262,7 @@ class Connection:
         client, self._client = self._client, None
         if client is not None:
             await _quietly_close(client)
+        self.slow_consumers.close()
 
 
 async def _quietly_close(client: Client, timeout: float | None = None) -> None:

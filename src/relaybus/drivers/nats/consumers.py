@@ -2,8 +2,10 @@
 
 A :class:`CoreConsumer` hands what one subscription receives to its handler one message at
 a time, from the subscription's task (named ``relaybus[nats].…``). nats-py bounds what
-waits for the handler: when it falls behind, nats-py drops messages and reports a slow
-consumer, which is logged.
+waits for the handler (512 Ki messages or 128 MiB per subscription): when it falls behind,
+nats-py drops what no longer fits and reports each drop to the connection, which counts them
+by consumer and logs them once per interval with a count (see
+:mod:`relaybus.drivers.nats.slow_consumers`), never once per message.
 
 A :class:`PullConsumer` asks a JetStream durable consumer for ``batch`` messages at a time
 on a private inbox (a CoreConsumer) and asks again when they have been handed over, when
