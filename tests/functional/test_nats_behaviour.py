@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from test_nats_support import BROKER, URL, delete_streams
+from test_nats_support import BROKER, URL, delete_streams, raw_client
+
+import relaybus
 
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 
@@ -20,10 +22,18 @@ class TestNatsRPC(RPCBehaviour):
     transport_url = URL
     broker = BROKER
 
+    async def inject_request(self, bus: relaybus.Bus, topic: str, body: bytes,
+                             reply_to: str | None) -> None:
+        async with raw_client() as client:
+            await client.publish(f"relaybus.openstack.rpc.{topic}", body,
+                                 reply=reply_to or "")
+            await client.flush()
+
 
 class TestNatsNotifications(NotificationBehaviour):
     transport_url = URL
     broker = BROKER
+    pools_share_rpc_queues = False  # pools are JetStream consumers, RPC uses queue groups
 
     @pytest.fixture(autouse=True)
     async def _delete_streams(self, topic: str) -> AsyncIterator[None]:

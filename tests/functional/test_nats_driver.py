@@ -495,3 +495,37 @@ async def test_listening_returns_only_once_the_server_has_the_subscriptions(
     finally:
         await bus.close()
         await server.stop()
+
+
+async def test_a_requester_cannot_make_a_server_purge_or_delete_a_stream(
+        bus: relaybus.Bus, topic: str) -> None:
+    """Issue 12: replies and cast confirmations named JetStream's API as their address and
+    the server sent them with its own credentials, purging or deleting stored
+    notifications. Now such a request is refused and the stream keeps what it holds."""
+    notifications = Target(topic=f"{topic}_kept")
+    await bus.notifier("p", topics=[notifications.topic]).info({}, "e.kept", {"n": 1})
+    stream, _ = NAMING.stream(notifications)
+    durable = f"{topic}-victim"
+    recorder = Recorder()
+    async with bus.rpc_server(Target(topic=topic, server="s1"), [Compute("s1", recorder)]), \
+            raw_client() as client:
+        jsm = client.jsm()
+        await jsm.add_consumer(stream, durable_name=durable)
+        attacks = [f"$JS.API.STREAM.PURGE.{stream}", f"$JS.API.STREAM.DELETE.{stream}",
+                   f"$JS.API.CONSUMER.DELETE.{stream}.{durable}"]
+        subject = f"relaybus.openstack.rpc.{topic}"
+        for address in attacks:
+            call = pack(relaybus.message.build_request(
+                "record", {"value": "call"}, {}, msg_id="d" * 32, reply_q=address))
+            await client.publish(subject, call)
+            cast = pack(relaybus.message.build_request("record", {"value": "cast"}, {}))
+            await client.publish(subject, cast, reply=address)
+        await round_trip(client)
+        rpc = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+        assert await rpc.call({}, "echo", value="alive") == "alive"
+        info = await jsm.stream_info(stream)
+        consumers = [c.name for c in await jsm.consumers_info(stream)]
+    assert info.state.messages == 1
+    assert durable in consumers
+    assert recorder.items == []
+    assert nats_driver(bus).intake.refused["reply-address"] == 2 * len(attacks)

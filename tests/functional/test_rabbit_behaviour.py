@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import aiormq
 import pytest
 
+import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 from relaybus.testing.brokers import reachable
 
@@ -22,6 +23,15 @@ URL = "rabbit://guest:guest@127.0.0.1:5672/"
 class TestRabbitRPC(RPCBehaviour):
     transport_url = URL
     broker = ("RabbitMQ", "127.0.0.1", 5672)
+
+    async def inject_request(self, bus: relaybus.Bus, topic: str, body: bytes,
+                             reply_to: str | None) -> None:
+        connection = await aiormq.connect("amqp://guest:guest@127.0.0.1:5672/")
+        try:
+            channel = await connection.channel()
+            await channel.basic_publish(body, exchange="openstack", routing_key=topic)
+        finally:
+            await connection.close()
 
 
 class TestRabbitNotifications(NotificationBehaviour):

@@ -1,10 +1,16 @@
 """The behaviour suite on the embedded memory transport."""
 
+import relaybus
+from relaybus.drivers.memory.broker import broker_named
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 
 
 class TestMemoryRPC(RPCBehaviour):
     transport_url = "memory://"
+
+    async def inject_request(self, bus: relaybus.Bus, topic: str, body: bytes,
+                             reply_to: str | None) -> None:
+        assert broker_named("default").publish("openstack", topic, body) == 1
 
 
 class TestMemoryNotifications(NotificationBehaviour):

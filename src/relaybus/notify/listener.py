@@ -133,6 +133,11 @@ class _ListenerBase(Consuming):
         return list(self._handlers)
 
     async def _subscribe(self) -> Subscription:
+        if self.pool is not None and await self._driver.rpc_topic_in_use(self.pool):
+            raise InvalidTarget(
+                f"pool {self.pool!r} would consume the queue of RPC topic {self.pool!r}: "
+                f"notifications would reach that topic's servers and its requests this "
+                f"listener; name the pool differently")
         pairs = [(t, p) for t in self.targets for p in self._handlers]
         return await self._driver.listen_for_notifications(pairs, self.pool, self._on_message)
 

@@ -8,8 +8,12 @@ Bind it to a transport by subclassing, in a test module::
         transport_url = "mine://127.0.0.1:1234/"
         broker = ("My broker", "127.0.0.1", 1234)   # skipped (or failed in CI) when down
 
+        async def inject_request(self, bus, topic, body, reply_to):
+            ...  # publish raw bytes as a request to ``topic``, as a hostile peer would
+
     class TestMyNotifications(NotificationBehaviour):
         transport_url = "mine://127.0.0.1:1234/"
+        pools_share_rpc_queues = True   # False where pools and RPC topics never share a queue
 
 Every test derives its topics from its own name, so runs never collide on a shared broker.
 Requires pytest with pytest-asyncio.
@@ -28,6 +32,8 @@ import pytest
 
 import relaybus
 from relaybus import Target
+from relaybus.errors import MessagingTimeout
+from relaybus.message import build_request, new_unique_id, pack
 from relaybus.testing.brokers import require_broker
 from relaybus.testing.buses import bus_factory
 
@@ -134,6 +140,23 @@ class VersionedCompute:
 
     async def run_instance(self, ctxt: dict[str, Any], instance_id: int) -> dict[str, Any]:
         return {"host": "host1", "instance_id": instance_id}
+
+
+#: reply addresses a hostile requester may name; no transport may publish to any of them
+HOSTILE_REPLY_ADDRESSES = (
+    "",                                  # nothing
+    "rb_victim",                         # another service's RPC queue
+    "rb_victim.info",                    # a notification queue
+    "$JS.API.STREAM.PURGE.rb_victim",    # JetStream's API (purges a stream)
+    "relaybus.>",                        # a wildcard over every relaybus subject
+    "_INBOX.*",                          # a wildcard over every inbox
+    "reply_" + "0" * 32 + "." + "x" * 300,  # too long for AMQP, not a reply queue
+)
+
+
+def intake_refusals(bus: relaybus.Bus, reason: str) -> int:
+    """How many received messages ``bus``'s driver refused for ``reason``."""
+    return int(bus.driver.intake.refused[reason])  # type: ignore[attr-defined]
 
 
 class RPCBehaviour(_Suite):
@@ -387,6 +410,67 @@ class RPCBehaviour(_Suite):
                                              for i in range(200)))
             assert results == list(range(200))
 
+    async def inject_request(self, bus: relaybus.Bus, topic: str, body: bytes,
+                             reply_to: str | None) -> None:
+        """Publish ``body`` as a request to ``topic`` with the broker's own client, as a
+        hostile peer would (``reply_to``: the transport-level reply address, if any).
+        Each binding implements it."""
+        pytest.fail(f"{type(self).__name__} must implement inject_request for its transport")
+
+    async def test_a_hostile_reply_address_is_refused(self, bus: relaybus.Bus,
+                                                      topic: str) -> None:
+        recorder = Recorder()
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [Compute("s1", recorder)]):
+            for address in HOSTILE_REPLY_ADDRESSES:
+                body = pack(build_request("record", {"value": address}, {},
+                                          msg_id=new_unique_id(), reply_q=address))
+                await self.inject_request(bus, topic, body, address or None)
+            client = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+            # handled after the injected ones (one subscription hands requests in order)
+            assert await client.call({}, "echo", value="still serving") == "still serving"
+        assert recorder.items == []  # no method ran for a request it could not answer
+        assert intake_refusals(bus, "reply-address") == len(HOSTILE_REPLY_ADDRESSES)
+
+    async def test_a_received_request_over_the_size_limit_is_refused(
+            self, make_bus: Any, topic: str) -> None:
+        server_bus = await make_bus(max_message_size=4096)
+        client_bus = await make_bus()
+        recorder = Recorder()
+        server = server_bus.rpc_server(Target(topic=topic, server="s1"),
+                                       [Compute("s1", recorder)])
+        async with server:
+            client = client_bus.rpc_client(Target(topic=topic), timeout=1)
+            with pytest.raises(MessagingTimeout):  # never decoded, so nobody can answer
+                await client.call({}, "record", value="x" * 8192)
+            await client.call({}, "record", value="small")
+        assert recorder.items == [("s1", "small")]
+        assert intake_refusals(server_bus, "too-large") == 1
+
+    async def test_a_malformed_call_is_refused_at_once(self, bus: relaybus.Bus,
+                                                       topic: str) -> None:
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [Compute()]):
+            request = relaybus.message.Request(method="", args={}, context={})
+            async with asyncio.timeout(WAIT):  # at once: long before any call timeout
+                reply = await bus.driver.send(Target(topic=topic), request,
+                                              wait_for_reply=True, timeout=300)
+        assert reply is not None and reply.failure is not None
+        assert reply.failure["class"] == "MalformedMessage"
+        assert "method" in reply.failure["message"]
+
+    async def test_nothing_is_left_running_after_close(self, make_bus: Any,
+                                                       topic: str) -> None:
+        before = asyncio.all_tasks()
+        bus = await make_bus()
+        recorder = Recorder()
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [Compute("s1", recorder)]):
+            client = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+            assert await client.call({}, "echo", value=1) == 1
+            await client.cast({}, "record", value=2)
+            await recorder.wait_for(1)
+        await bus.close()
+        left = [t for t in asyncio.all_tasks() - before if not t.done()]
+        assert left == [], [t.get_name() for t in left]
+
     async def test_cancelled_call_leaves_nothing_behind(self, bus: relaybus.Bus,
                                                         topic: str) -> None:
         async with bus.rpc_server(Target(topic=topic, server="s1"), [Compute()],
@@ -424,6 +508,27 @@ class Listener:
 
 class NotificationBehaviour(_Suite):
     """Notifier, listeners, pools, filters, requeue and batches."""
+
+    #: whether a pool's queue and an RPC topic's queue live in one namespace (oslo's
+    #: topology: memory, rabbit); where they do, a pool named like an RPC topic is refused
+    pools_share_rpc_queues = True
+
+    async def test_a_pool_named_like_an_rpc_topic_is_refused(self, bus: relaybus.Bus,
+                                                             topic: str) -> None:
+        recorder = Recorder()
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [Compute("s1")]):
+            listener = bus.notification_listener([Target(topic=f"{topic}_n")],
+                                                 [Listener(recorder)], pool=topic)
+            if self.pools_share_rpc_queues:
+                with pytest.raises(relaybus.InvalidTarget, match=f"pool {topic!r}.*RPC topic "
+                                                             f"{topic!r}"):
+                    await listener.start()
+                return
+            async with listener:  # no shared queue: both work side by side
+                client = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+                assert await client.call({}, "whoami") == "s1"
+                await bus.notifier("p", topics=[f"{topic}_n"]).info({}, "e.x", {})
+                await recorder.wait_for(1)
 
     async def test_listener_gets_the_notification(self, bus: relaybus.Bus, topic: str) -> None:
         recorder = Recorder()

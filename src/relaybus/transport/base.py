@@ -162,6 +162,17 @@ class Driver(abc.ABC):
     ) -> Subscription:
         """Consume notifications of those topics and priorities, as a member of ``pool``."""
 
+    async def rpc_topic_in_use(self, topic: str) -> bool:
+        """Whether RPC servers of ``topic`` use (or used) a queue named ``topic`` here.
+
+        A notification pool's queue is named after the pool (oslo.messaging's topology),
+        so a pool named like an RPC topic would share that topic's queue: requests would
+        reach the listener and notifications the servers, both dropped as malformed.
+        Listeners ask this before they start. Transports whose pools and RPC topics never
+        share a queue answer False (the default).
+        """
+        return False
+
     async def tap(self, target: Target, handler: TapHandler) -> Subscription:
         """Watch the requests and notifications of ``target.topic`` without taking them.
 

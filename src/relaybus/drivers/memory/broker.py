@@ -208,6 +208,11 @@ class MemoryBroker:
                 queue = self._queues[name] = Queue(self, name, auto_delete)
             return queue
 
+    def has_fanout_exchange(self, exchange: str) -> bool:
+        """Whether a fanout exchange of that name was declared."""
+        with self._lock:
+            return exchange in self._fanout_exchanges
+
     def declare_fanout_exchange(self, exchange: str) -> None:
         with self._lock:
             self._fanout_exchanges.add(exchange)

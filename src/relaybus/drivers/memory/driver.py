@@ -39,8 +39,6 @@ from relaybus.message import (
     new_unique_id,
     pack,
     parse_notification,
-    parse_reply,
-    parse_request,
     unpack,
 )
 from relaybus.target import Target
@@ -53,6 +51,7 @@ from relaybus.transport.base import (
     Subscription,
     TapHandler,
 )
+from relaybus.transport.intake import AMQP_REPLY_QUEUE, Intake, Refused
 from relaybus.transport.replies import PendingReplies
 from relaybus.url import TransportURL
 
@@ -128,7 +127,9 @@ class MemoryDriver(Driver):
         self._reply_queue: str | None = None
         self._reply_consumer: Consumer | None = None
         self._subscriptions: set[_MemorySubscription] = set()
-        self._declared: set[str] = set()
+        self._declared: set[tuple[str, str]] = set()
+        #: the checks every received message goes through (and what they refused)
+        self.intake = Intake("memory", self.max_message_size, AMQP_REPLY_QUEUE)
 
     @property
     def broker(self) -> MemoryBroker:
@@ -183,26 +184,18 @@ class MemoryDriver(Driver):
             self._reply_queue = name
 
     async def _on_reply(self, body: bytes) -> None:
-        try:
-            reply = parse_reply(unpack(body))
-        except MalformedMessage as exc:
-            _log_malformed("reply", self._reply_queue or "", exc)
-            return
-        self._replies.deliver(reply)
-
-    def _check_received(self, body: bytes) -> bytes:
-        """Refuse a received body over max_message_size as malformed (senders check too)."""
-        if len(body) > self.max_message_size:
-            raise MalformedMessage(f"message of {len(body)} bytes exceeds max_message_size "
-                                   f"of {self.max_message_size} bytes")
-        return body
+        reply = self.intake.reply(body, self._reply_queue or "")
+        if reply is not None:
+            self._replies.deliver(reply)
 
     def publish_reply(self, request: Request, message: dict[str, Any]) -> None:
         """Send a reply to the caller's reply queue (dropped with a log if it is gone)."""
-        body = self.check_size(pack(message))
-        if not self.broker.publish(DEFAULT_EXCHANGE, request.reply_q or "", body):
-            LOG.info("reply queue %s is gone; dropping the reply to %s",
-                     request.reply_q, request.msg_id)
+        self._publish_reply_body(request.reply_q or "", self.check_size(pack(message)),
+                                 request.msg_id)
+
+    def _publish_reply_body(self, reply_q: str, body: bytes, msg_id: str | None) -> None:
+        if not self.broker.publish(DEFAULT_EXCHANGE, reply_q, body):
+            LOG.info("reply queue %s is gone; dropping the reply to %s", reply_q, msg_id)
 
     async def listen(self, target: Target, handler: RequestHandler) -> Subscription:
         broker = self.broker
@@ -224,21 +217,23 @@ class MemoryDriver(Driver):
         broker.bind(fanout_queue, fanout_exchange, target.topic)
         queues.append(fanout_queue)
         duplicates = DuplicateFilter()
+        source = target.topic
 
         async def on_body(body: bytes) -> None:
-            try:
-                request = parse_request(unpack(self._check_received(body)))
-            except MalformedMessage as exc:
-                _log_malformed("request", target.topic or "", exc)
-                return
-            if duplicates.is_duplicate(request.unique_id):
-                LOG.info("dropping duplicate request %s", request.unique_id)
-                return
-            await handler(_MemoryRequest(self, request))
+            outcome = self.intake.request(body, source)
+            if isinstance(outcome, Refused):
+                if outcome.answer is not None:
+                    self._publish_reply_body(*outcome.answer, None)
+            elif not self.intake.is_duplicate(outcome, duplicates, source):
+                await handler(_MemoryRequest(self, outcome))
 
         consumers = [broker.consume(q, on_body, f"relaybus[memory].consumer[{q}]")
                      for q in queues]
         return self._remember(_MemorySubscription(self, consumers))
+
+    async def rpc_topic_in_use(self, topic: str) -> bool:
+        # every RPC server of a topic declares the topic's fanout exchange
+        return self.broker.has_fanout_exchange(f"{topic}_fanout")
 
     # -- notifications -----------------------------------------------------------
 
@@ -253,7 +248,7 @@ class MemoryDriver(Driver):
         if (exchange, key) not in self._declared:
             broker.declare_queue(key)
             broker.bind(key, exchange, key)
-            self._declared.add((exchange, key))  # type: ignore[arg-type]
+            self._declared.add((exchange, key))
         broker.publish(exchange, key, body)
 
     async def listen_for_notifications(self, targets_and_priorities: Sequence[tuple[Target, str]],
@@ -273,8 +268,10 @@ class MemoryDriver(Driver):
 
         def on_body_for(queue: str):  # noqa: ANN202 - a closure per queue
             async def on_body(body: bytes) -> None:
+                if not self.intake.received(body, queue, "notification"):
+                    return
                 try:
-                    notification = parse_notification(unpack(self._check_received(body)))
+                    notification = parse_notification(unpack(body))
                 except MalformedMessage as exc:
                     _log_malformed("notification", queue, exc)
                     return

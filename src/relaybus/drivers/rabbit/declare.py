@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from relaybus.drivers.rabbit.amqp import AMQPError, Channel, ChannelClosed, Connection
-from relaybus.drivers.rabbit.amqp.errors import PRECONDITION_FAILED
+from relaybus.drivers.rabbit.amqp.errors import NOT_FOUND, PRECONDITION_FAILED
 from relaybus.drivers.rabbit.topology import ExchangeSpec, QueueSpec
 
 LOG = logging.getLogger(__name__)
@@ -69,6 +69,18 @@ class Declarer:
             await channel.queue_declare(spec.name, passive=True)
         for exchange, key in spec.bindings:
             await channel.queue_bind(spec.name, exchange.name, key)
+
+    async def exchange_exists(self, name: str) -> bool:
+        """Whether exchange ``name`` exists (a passive declare; 404 means no)."""
+        channel = await self._scratch()
+        try:
+            await channel.exchange_declare(name, "fanout", durable=False, auto_delete=False,
+                                           passive=True)
+        except ChannelClosed as exc:
+            if exc.code != NOT_FOUND:
+                raise
+            return False
+        return True
 
     async def delete_queue(self, name: str, *, if_unused: bool, if_empty: bool) -> bool:
         """Delete a queue; False when the broker refuses (in use, not empty)."""

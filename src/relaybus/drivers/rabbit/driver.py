@@ -26,6 +26,7 @@ from typing import Any
 
 from relaybus.drivers.rabbit.amqp import AMQPError, Returned, codec
 from relaybus.drivers.rabbit.connector import Connector
+from relaybus.drivers.rabbit.declare import Declarer
 from relaybus.drivers.rabbit.consumer import QueueConsumer
 from relaybus.drivers.rabbit.errors import is_connection_error, translate
 from relaybus.drivers.rabbit.options import RabbitOptions, connect_params
@@ -359,6 +360,19 @@ class RabbitDriver(Driver):
             raise translate(exc, what) from exc
         self._subscriptions.add(consumer)
         return _Tracked(self, consumer)
+
+    async def rpc_topic_in_use(self, topic: str) -> bool:
+        """Whether ``<topic>_fanout`` exists: every RPC server of a topic (relaybus's and
+        oslo.messaging's) declares it, notification pools never do."""
+        connector, _ = self._live()
+        connection = await connector.connection(self.rabbit_options.send_timeout)
+        declarer = Declarer(connection)
+        try:
+            return await declarer.exchange_exists(self._topology.fanout_exchange(topic).name)
+        except AMQPError as exc:
+            raise translate(exc, f"looking for RPC topic {topic!r}") from exc
+        finally:
+            await declarer.close()
 
     # -- notifications -----------------------------------------------------------------
 
