@@ -6,8 +6,14 @@ import json
 import sys
 from typing import Any
 
-from fleet_endpoints import (BaseAPI, BatchNotifications, ComputeAPI, FilteredNotifications,
-                             Observations, SchedulerAPI)
+from fleet_endpoints import (
+    BaseAPI,
+    BatchNotifications,
+    ComputeAPI,
+    FilteredNotifications,
+    Observations,
+    SchedulerAPI,
+)
 from fleet_messaging import messaging
 from fleet_objects import FleetSerializer
 
