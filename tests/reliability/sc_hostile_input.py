@@ -85,7 +85,8 @@ BODIES = st.one_of(
         lambda n: _envelope({"method": "echo", "args": {"value": "x" * n}})),
 )
 
-_REASONS = [("nested too deeply", "nested too deeply"), ("exceeds max_message_size", "too large"),
+_REASONS = [("(reply-address)", "hostile reply address"),
+            ("nested too deeply", "nested too deeply"), ("exceeds max_message_size", "too large"),
             ("not valid JSON", "invalid JSON"), ("envelope version", "unknown envelope"),
             ("must be a JSON object", "not an object"), ("duplicate", "duplicate id"),
             ("NoSuchMethod", "no such method"), ("UnsupportedVersion", "unsupported version"),
@@ -210,6 +211,8 @@ class _Harness:
         return self.server.running and self.listener.running
 
     def close(self) -> None:
+        self.refused = dict(self.bus.driver.intake.refused)  # type: ignore[attr-defined]
+
         async def stop() -> None:
             await self.bus.close()
             if self.transport in ("rabbit", "nats"):
@@ -255,6 +258,9 @@ def _run_sync(transport: str, url: str) -> Figures:
         relaybus_log.setLevel(previous_level)
         sys.setrecursionlimit(previous_limit)
     figures.errors.update(reasons.counts)
+    # the intake logs a reason once per interval; its counters have every refusal
+    for reason, count in harness.refused.items():
+        figures.errors[f"intake refused: {reason}"] = count
     figures.received = len(harness.handled)
     figures.check("server and listener kept consuming", all(alive) and bool(alive))
     figures.check("every error explained", not reasons.unexplained)

@@ -159,7 +159,9 @@ class Intake:
         except MalformedMessage as exc:
             return self._refuse(MALFORMED, source, f"{exc} ({len(body)} bytes)",
                                 self._refusal_answer(message, exc, reply_to))
-        bad = self._bad_reply_address(request.reply_q, reply_to)
+        # a cast's _reply_q is never used, so only a call's is checked
+        bad = self._bad_reply_address(request.reply_q if request.msg_id is not None else None,
+                                      reply_to)
         if bad is not None:
             return self._refuse(REPLY_ADDRESS, source, bad)
         return request
@@ -174,7 +176,8 @@ class Intake:
 
     def _bad_reply_address(self, reply_q: str | None, reply_to: str | None) -> str | None:
         for address in (reply_q, reply_to):
-            if address is not None and not self.reply_rule.allows(address):
+            if address is not None and (not isinstance(address, str)
+                                        or not self.reply_rule.allows(address)):
                 return (f"reply address {address[:80]!r} is not "
                         f"{self.reply_rule.description}")
         return None
