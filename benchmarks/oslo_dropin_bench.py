@@ -100,10 +100,9 @@ def server(library: str, conf_file: str, topic: str) -> None:
     rpc_transport = om.get_rpc_transport(conf)
     notify_transport = om.get_notification_transport(conf)
     consumers = [
-        om.get_rpc_server(rpc_transport, om.Target(topic=topic, server="s1"), [Endpoint()],
-                          executor="threading"),
-        om.get_notification_listener(notify_transport, [om.Target(topic=topic)], [Listener()],
-                                     executor="threading"),
+        # the executor is oslo's default, "threading" (oslo 18 deprecates passing it)
+        om.get_rpc_server(rpc_transport, om.Target(topic=topic, server="s1"), [Endpoint()]),
+        om.get_notification_listener(notify_transport, [om.Target(topic=topic)], [Listener()]),
     ]
     for consumer in consumers:
         consumer.start()

@@ -4,13 +4,14 @@ them, the way nova's ``RequestContext`` and ``NovaObjectSerializer`` do."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fleet_messaging import messaging
 
 
 @dataclass(frozen=True)
-class Context:
+class Context(Mapping[str, Any]):
     """What a request carries from service to service."""
 
     user_id: str
@@ -26,12 +27,15 @@ class Context:
         return cls(values["user_id"], values["project_id"], values["request_id"],
                    values.get("auth_token"))
 
-    # NotificationFilter(context=...) reads the deserialized context as a mapping
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self.to_dict()
-
+    # a read-only mapping of its fields, as NotificationFilter(context=...) reads it
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
     def redacted_copy(self) -> Context:
         """What a notification may carry: oslo.messaging's Notifier sends this copy."""
