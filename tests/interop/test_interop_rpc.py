@@ -299,17 +299,16 @@ async def test_transient_quorum_queues_interoperate(make_bus: Any, oslo: Oslo, t
     try:
         oslo_side = OsloCompute("oslo1")
         await oslo.rpc_server(topic, "oslo1", [oslo_side])
+        if stream_fanout:
+            await _until_oslo_reads_the_stream(bus, topic, oslo_side)
         await bus.rpc_client(Target(topic=topic, fanout=True)).cast(CTXT, "record", value="rb")
-        await wait_for_thread_event(oslo_side.cast_seen)
-        await asyncio.wait_for(relay_side.cast_seen.wait(), WAIT)
-        oslo_side.cast_seen.clear()
-        relay_side.cast_seen.clear()
+        await _until_cast(oslo_side, "rb")
+        await _until_cast(relay_side, "rb")
         await asyncio.to_thread(oslo.rpc_client(topic).prepare(fanout=True).cast, CTXT,
                                 "record", value="oslo")
-        await wait_for_thread_event(oslo_side.cast_seen)
-        await asyncio.wait_for(relay_side.cast_seen.wait(), WAIT)
-        assert [v for _, v in oslo_side.casts] == [v for _, v in relay_side.casts] == \
-            ["rb", "oslo"]
+        await _until_cast(oslo_side, "oslo")
+        await _until_cast(relay_side, "oslo")
+        assert _cast_values(oslo_side) == _cast_values(relay_side) == ["rb", "oslo"]
 
         # calls both ways, each answered into the caller's quorum reply queue
         to_oslo = bus.rpc_client(Target(topic=topic, server="oslo1"))
@@ -328,6 +327,39 @@ async def test_transient_quorum_queues_interoperate(make_bus: Any, oslo: Oslo, t
     finally:
         await server.stop()
         await server.wait()
+
+
+async def _until_oslo_reads_the_stream(bus: relaybus.Bus, topic: str,
+                                       oslo_side: OsloCompute) -> None:
+    """Fanout-cast "probe" until oslo's server has read one from its stream queue.
+
+    oslo reads a stream from offset "last" and subscribes from its poll thread some time
+    after start() returns; what was published before is outside its window (this test
+    failed now and then on the first cast). A probe that oslo reads proves the window is
+    open; everything cast after it is read in order.
+    """
+    client = bus.rpc_client(Target(topic=topic, fanout=True))
+    async with asyncio.timeout(WAIT):
+        while not oslo_side.cast_seen.is_set():
+            await client.cast(CTXT, "record", value="probe")
+            await asyncio.to_thread(oslo_side.cast_seen.wait, 0.2)
+
+
+def _cast_values(side: Any) -> list[Any]:
+    return [v for _, v in side.casts if v != "probe"]
+
+
+async def _until_cast(side: Any, value: Any) -> None:
+    """Wait until ``side`` (relaybus's or oslo's endpoint) recorded a cast of ``value``."""
+    async with asyncio.timeout(WAIT):
+        while value not in _cast_values(side):
+            side.cast_seen.clear()
+            if value in _cast_values(side):
+                return
+            if isinstance(side.cast_seen, asyncio.Event):
+                await side.cast_seen.wait()
+            else:
+                await wait_for_thread_event(side.cast_seen)
 
 
 def _queue_types(vhost: str) -> dict[str, tuple[str, bool]]:
