@@ -77,14 +77,13 @@ async def test_silent_partition_is_noticed_and_healed(
     proxy = await LossyProxy(upstream).start()
     topic = f"partition_heal_{transport}"
     try:
-        async with await relaybus.connect(url.format(host=HOST, port=proxy.port),
-                                          **options) as bus:
-            async with bus.rpc_server(Target(topic=topic, server="s1"), [Echo()]):
-                client = bus.rpc_client(Target(topic=topic), timeout=2)
-                assert await client.call({}, "echo", value=1) == 1
-                proxy.swallow = "down"  # the broker's bytes vanish; nothing is closed
-                await asyncio.wait_for(seen.event.wait(), WAIT)
-                proxy.cut()  # the network heals (old sockets are gone by now anyway)
-                assert await _call_until_it_works(client) == 7
+        bus = await relaybus.connect(url.format(host=HOST, port=proxy.port), **options)
+        async with bus, bus.rpc_server(Target(topic=topic, server="s1"), [Echo()]):
+            client = bus.rpc_client(Target(topic=topic), timeout=2)
+            assert await client.call({}, "echo", value=1) == 1
+            proxy.swallow = "down"  # the broker's bytes vanish; nothing is closed
+            await asyncio.wait_for(seen.event.wait(), WAIT)
+            proxy.cut()  # the network heals (old sockets are gone by now anyway)
+            assert await _call_until_it_works(client) == 7
     finally:
         await proxy.close()
