@@ -163,11 +163,14 @@ class _LoopThread:
         if loop is None or thread is None:
             return
         consumers = list(self.consumers)
-        drain = max((c.drain_timeout for c in consumers), default=0.0)
+        drains: list[float | None] = [c.drain_timeout for c in consumers]
+        # drain_timeout=None asked to wait for handlers however long they take: honoured.
+        limit = None if None in drains else max(
+            [d for d in drains if d is not None], default=0.0) + EXIT_CLOSE_TIMEOUT + 2.0
         finish = asyncio.run_coroutine_threadsafe(self._finish(consumers, list(self.buses)),
                                                   loop)
         try:
-            finish.result(drain + EXIT_CLOSE_TIMEOUT + 2.0)
+            finish.result(limit)
         except Exception:  # exiting: report, never raise from an exit hook
             LOG.warning("relaybus.sync: could not close everything at exit", exc_info=True)
             return  # the loop may be blocked; it is a daemon thread, leave it
