@@ -136,7 +136,7 @@ async def test_a_slow_server_holds_at_most_its_prefetch(small_bus: relaybus.Bus)
         assert _broker(bus).dropped() == {}
 
 
-async def test_a_slow_tap_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_slow_tap_is_bounded_by_bytes(caplog: pytest.LogCaptureFixture) -> None:
     release = asyncio.Event()
     seen: list[str] = []
 
@@ -144,20 +144,68 @@ async def test_a_slow_tap_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
         await release.wait()
         seen.append(key)
 
-    async with await relaybus.connect("memory://slow_tap?max_queue_length=100") as bus:
+    limit = 200_000
+    async with await relaybus.connect(f"memory://slow_tap?max_queue_bytes={limit}") as bus:
         subscription = await bus.tap(Target(topic="tapped"), slow_tap)
+        tap_queue = "relaybus[memory].tap[tapped]"
         try:
             notifier = bus.notifier("p", topics=["tapped"])
             with caplog.at_level(logging.WARNING, logger="relaybus"):
-                for n in range(CONSUMER_PREFETCH + 500):
-                    await notifier.info({}, "e", {"n": n})
-            dropped = _broker(bus).dropped()
-            assert dropped["relaybus[memory].tap[tapped]"] == 400
+                for n in range(CONSUMER_PREFETCH + 2000):
+                    await notifier.info({}, "e", {"n": n, "pad": "x" * 300})
+            broker = _broker(bus)
+            assert broker.dropped()[tap_queue] > 0
             assert len([line for line in _drop_lines(caplog) if "tap[tapped]" in line]) == 1
         finally:
             release.set()
         await subscription.stop()
     assert len(seen) == CONSUMER_PREFETCH  # what it held; a stopped tap leaves its queue
+
+
+async def test_a_burst_to_a_live_consumer_is_kept_whole() -> None:
+    """Many small casts in a burst: over max_queue_length, under max_queue_bytes."""
+    done = asyncio.Event()
+    received: list[int] = []
+    casts = 3 * 1000
+
+    class Counter:
+        async def count(self, ctxt: Any, n: int) -> None:
+            received.append(n)
+            if len(received) == casts:
+                done.set()
+
+    async with await relaybus.connect("memory://burst_live?max_queue_length=1000") as bus:
+        async with bus.rpc_server(Target(topic="burst_live", server="s1"), [Counter()]):
+            client = bus.rpc_client(Target(topic="burst_live"))
+            for n in range(casts):  # no await yields to the server: all of it queues up
+                await client.cast({}, "count", n=n)
+            assert _broker(bus).depth("burst_live")[0] > 1000
+            await asyncio.wait_for(done.wait(), WAIT)
+        assert received == list(range(casts)) and _broker(bus).dropped() == {}
+
+
+async def test_a_stuck_consumer_queue_stays_under_max_queue_bytes() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class Stuck:
+        async def hang(self, ctxt: Any, pad: str) -> None:
+            started.set()
+            await release.wait()
+
+    limit = 100_000
+    bus = await relaybus.connect(f"memory://stuck_bytes?max_queue_bytes={limit}")
+    async with bus, bus.rpc_server(Target(topic="stuck_bytes", server="s1"), [Stuck()],
+                                   max_concurrency=1, drain_timeout=0):
+        client = bus.rpc_client(Target(topic="stuck_bytes"))
+        try:
+            for _ in range(CONSUMER_PREFETCH + 1000):
+                await client.cast({}, "hang", pad="x" * 500)
+            await asyncio.wait_for(started.wait(), WAIT)
+            messages, size = _broker(bus).depth("stuck_bytes")
+            assert size <= limit and messages > 0
+            assert _broker(bus).dropped()["stuck_bytes"] > 0
+        finally:
+            release.set()
 
 
 async def test_one_log_line_per_interval(small_bus: relaybus.Bus, caplog: pytest.LogCaptureFixture,

@@ -7,13 +7,13 @@ own): deliveries cross loops with ``call_soon_threadsafe`` and broker state is g
 lock.
 
 Nothing grows without bound. A consumer holds at most :data:`CONSUMER_PREFETCH` bodies
-(received, not yet handled), like a channel's prefetch; the rest waits in its queue. Every
-queue (taps included) holds at most :attr:`QueueLimits.max_queue_length` bodies and
-:attr:`QueueLimits.max_queue_bytes` bytes, like a RabbitMQ queue with ``x-max-length``,
-``x-max-length-bytes`` and ``overflow: drop-head``: when a new body would exceed a limit the
-oldest waiting ones are dropped. Drops are counted per queue (:meth:`MemoryBroker.dropped`)
-and reported in one log line per queue per :data:`DROP_LOG_INTERVAL` seconds, never one per
-message.
+(received, not yet handled), like a channel's prefetch; the rest waits in its queue. A
+queue that no consumer takes from holds at most :attr:`QueueLimits.max_queue_length`
+bodies, and every queue (taps included) at most :attr:`QueueLimits.max_queue_bytes` bytes,
+like a RabbitMQ queue with ``x-max-length``, ``x-max-length-bytes`` and ``overflow:
+drop-head``: when a new body would exceed a limit the oldest waiting ones are dropped.
+Drops are counted per queue (:meth:`MemoryBroker.dropped`) and reported in one log line per
+queue per :data:`DROP_LOG_INTERVAL` seconds, never one per message.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ class QueueLimits:
     """How much every queue of a broker may hold (``memory://NAME?max_queue_length=...``).
 
     Attributes:
-        max_queue_length: bodies waiting in one queue (RabbitMQ's ``x-max-length``).
-        max_queue_bytes: bytes of bodies waiting in one queue (``x-max-length-bytes``).
+        max_queue_length: bodies waiting in a queue that no consumer takes from
+            (RabbitMQ's ``x-max-length``); a queue with consumers keeps a burst of any length.
+        max_queue_bytes: bytes of bodies waiting in any queue (``x-max-length-bytes``).
     """
 
     max_queue_length: int = 10_000
@@ -146,8 +147,8 @@ class Queue:
         else:
             self.waiting.append(body)
         self.waiting_bytes += _size(body)
-        self._enforce_limits()
         self.dispatch()
+        self._enforce_limits()
 
     def dispatch(self) -> None:
         """Give waiting bodies, in order, round-robin to consumers with room."""
@@ -166,8 +167,12 @@ class Queue:
 
     def _enforce_limits(self) -> None:
         limits = self.broker.limits
+        # The count limit is for queues nobody takes from; a burst of many small messages
+        # to live consumers is kept, while max_queue_bytes bounds every queue (a consumer
+        # stuck for good cannot make its queue grow past it).
+        max_length = limits.max_queue_length if not self.consumers else None
         dropped = 0
-        while self.waiting and (len(self.waiting) > limits.max_queue_length
+        while self.waiting and ((max_length is not None and len(self.waiting) > max_length)
                                 or self.waiting_bytes > limits.max_queue_bytes):
             self.waiting_bytes -= _size(self.waiting.popleft())
             dropped += 1
