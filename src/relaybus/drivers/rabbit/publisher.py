@@ -137,7 +137,13 @@ class Publisher:
             channel = self._channels.get(kind)
             if channel is None or channel.is_closed \
                     or self._generation != self._connector.generation:
-                channel = await self._opened(kind, _left(deadline))
+                try:  # a blocked broker does not read, so it never answers channel.open
+                    async with asyncio.timeout(_left(deadline)):
+                        channel = await self._opened(kind, _left(deadline))
+                except TimeoutError:
+                    raise ConnectionFailure(
+                        f"the broker did not open a {kind} channel within {timeout} s "
+                        "(blocked by a resource alarm?)") from None
                 if channel.writable:
                     return channel
             try:
@@ -157,7 +163,9 @@ class Publisher:
             try:
                 channel = await self._open(kind, timeout)
             except BaseException as exc:
-                opening.set_exception(exc)
+                opening.set_exception(ConnectionFailure(f"opening a {kind} channel was "
+                                                        "abandoned") if isinstance(
+                    exc, asyncio.CancelledError) else exc)
                 opening.exception()  # retrieved: other waiters re-raise it themselves
                 raise
             finally:

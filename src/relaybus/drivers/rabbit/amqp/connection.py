@@ -69,6 +69,7 @@ class Connection:
         closed: a future that resolves, with the ending exception as its result, when the
             connection ends for any reason (lost, closed by the broker, or by :meth:`close`).
         unblocked: set while the broker accepts publishes (cleared by Connection.Blocked).
+        blocked: its opposite, set while the broker blocks publishing (a resource alarm).
     """
 
     def __init__(self, params: ConnectParams) -> None:
@@ -77,6 +78,7 @@ class Connection:
         self.closed: asyncio.Future[BaseException] = self._loop.create_future()
         self.unblocked = asyncio.Event()
         self.unblocked.set()
+        self.blocked = asyncio.Event()
         self.protocol: FrameProtocol = FrameProtocol(self._on_frame, self._on_lost)
         self.frame_max = params.frame_max
         self.channel_max = params.channel_max
@@ -215,8 +217,10 @@ class Connection:
         elif name == "Connection.Blocked":
             LOG.warning("the broker blocked publishing: %s", method.reason)
             self.unblocked.clear()
+            self.blocked.set()
         elif name == "Connection.Unblocked":
             LOG.info("the broker unblocked publishing")
+            self.blocked.clear()
             self.unblocked.set()
         elif self._waiter is not None and self._waiter[0] == name:
             _, future = self._waiter
