@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import sc_access
+import sc_amqp_hostile
 import sc_blocked_loop
 import sc_broker_restart
 import sc_browser_churn
@@ -35,4 +36,6 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "browser-churn": (sc_browser_churn.run, ("memory", "rabbit")),
     "firehose-access": (sc_firehose_access.run, ("memory",)),
     "cluster-failover": (sc_cluster.run, ("nats", "rabbit")),
+    "frame-flood": (sc_amqp_hostile.run_flood, ("rabbit",)),
+    "alarm-during-close": (sc_amqp_hostile.run_alarm_close, ("rabbit",)),
 }
