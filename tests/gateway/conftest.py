@@ -6,11 +6,14 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import aiormq
 import pytest
 from firehose_support import PUBLISH_TOKEN, GatewayProcess, Mosquitto, start_mosquitto
+
+from relaybus.testing.brokers import require_broker
 
 
 @pytest.fixture
@@ -54,3 +57,16 @@ def mosquitto() -> Iterator[Mosquitto]:
         broker.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+async def exchange(name: str) -> AsyncIterator[str]:
+    """An exchange (and pool names) of this test's own; its pool queues deleted afterwards."""
+    require_broker("RabbitMQ", "127.0.0.1", 5672)
+    exchange = f"fh_{uuid.uuid4().hex[:10]}"
+    yield exchange
+    connection = await aiormq.connect("amqp://guest:guest@127.0.0.1:5672/")
+    channel = await connection.channel()
+    for queue in (f"{exchange}-firehose", f"{exchange}-metering"):
+        await channel.queue_delete(queue)
+    await connection.close()

@@ -102,6 +102,7 @@ class Mosquitto:
     password: str
     process: subprocess.Popen[str]
     log: _Drain
+    workdir: Path | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -120,20 +121,36 @@ class Mosquitto:
             self.process.stderr.close()
 
 
-def start_mosquitto(workdir: Path, password: str) -> Mosquitto:
-    """Mosquitto with deploy/mosquitto's config, ACL and a password file made as documented."""
+    def restart(self, extra: str = "") -> None:
+        """Stop it and start it again, in place, on the same ports (``extra``: more
+        configuration lines)."""
+        assert self.workdir is not None
+        self.stop()
+        fresh = start_mosquitto(self.workdir, self.password, port=self.port,
+                                ws_port=self.ws_port, extra=extra)
+        self.process, self.log = fresh.process, fresh.log
+
+
+def start_mosquitto(workdir: Path, password: str, *, port: int | None = None,
+                    ws_port: int | None = None, extra: str = "") -> Mosquitto:
+    """Mosquitto with deploy/mosquitto's config, ACL and a password file made as documented.
+
+    Args:
+        port, ws_port: its MQTT and WebSocket ports (None: free ones).
+        extra: configuration lines added at the end (``max_packet_size 2000``).
+    """
     binary = need_program("mosquitto")
     passwd_tool = need_program("mosquitto_passwd")
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o755)  # Mosquitto may drop root for its own user: let it read these
-    port, ws_port = free_port(), free_port()
+    port, ws_port = port or free_port(), ws_port or free_port()
     config = (DEPLOY / "mosquitto.conf").read_text()
     for old, new in [("/etc/mosquitto/relaybus/", f"{workdir}/"),
                      ("\nlistener 1883\n", f"\nlistener {port} 127.0.0.1\n"),
                      ("\nlistener 9001\n", f"\nlistener {ws_port} 127.0.0.1\n")]:
         assert old in config, f"the example configuration no longer has {old!r}"
         config = config.replace(old, new)
-    (workdir / "mosquitto.conf").write_text(config + "\nlog_dest stderr\n")
+    (workdir / "mosquitto.conf").write_text(config + "\nlog_dest stderr\n" + extra + "\n")
     shutil.copy(DEPLOY / "acl", workdir / "acl")
     subprocess.run([passwd_tool, "-c", "-b", str(workdir / "passwd"), MQTT_USER, password],
                    check=True, capture_output=True, timeout=30)
@@ -146,7 +163,7 @@ def start_mosquitto(workdir: Path, password: str) -> Mosquitto:
     log = _Drain(process.stderr, "mosquitto-log")
     log.lines.extend(seen)
     log.start()
-    return Mosquitto(port, ws_port, password, process, log)
+    return Mosquitto(port, ws_port, password, process, log, workdir)
 
 
 def _decoded(body: bytes) -> Any:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import aiormq
 import pytest
 from firehose_support import ROOT, WAIT, GatewayProcess, SSEClient, types_of, ws_client, ws_events
 
 import relaybus
 from relaybus import Target
-from relaybus.testing.brokers import require_broker
 
 pytestmark = pytest.mark.broker
 
@@ -47,19 +44,6 @@ class Pool:
                    metadata: dict[str, Any]) -> None:
         self.types.append(event_type)
         self.changed.set()
-
-
-@pytest.fixture
-async def exchange(name: str) -> AsyncIterator[str]:
-    """An exchange (and pool names) of this test's own; its pool queues deleted afterwards."""
-    require_broker("RabbitMQ", "127.0.0.1", 5672)
-    exchange = f"fh_{uuid.uuid4().hex[:10]}"
-    yield exchange
-    connection = await aiormq.connect("amqp://guest:guest@127.0.0.1:5672/")
-    channel = await connection.channel()
-    for queue in (f"{exchange}-firehose", f"{exchange}-metering"):
-        await channel.queue_delete(queue)
-    await connection.close()
 
 
 async def test_the_gateway_follows_a_notifier_process_and_steals_from_no_pool(
