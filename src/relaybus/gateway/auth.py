@@ -18,17 +18,27 @@ import enum
 import hmac
 import logging
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Protocol
 
-# A ``token=`` query parameter's value; an Authorization header's credentials (its scheme kept).
-_SECRET = re.compile(r"(?i)([?&]token=)[^&\s\"'#]*|(authorization:\s*(?:[\w-]+\s+(?=\S))?)\S+")
+# A query parameter (its key is checked once percent-decoded, as the server decodes it:
+# ``?%74oken=`` is a token too); an Authorization header's credentials (its scheme kept).
+_SECRET = re.compile(r"(?i)([?&][^=&\s\"'#?]*=)([^&\s\"'#]*)"
+                     r"|(authorization:\s*(?:[\w-]+\s+(?=\S))?)\S+")
 SERVER_LOGGERS = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 def redact(text: str) -> str:
     """``text`` with token values masked: ``?token=***``, ``authorization: Bearer ***``."""
-    return _SECRET.sub(lambda m: (m.group(1) or m.group(2) or "") + "***", text)
+    return _SECRET.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group(3) is not None:
+        return match.group(3) + "***"
+    key = urllib.parse.unquote(match.group(1)[1:-1], errors="replace")
+    return match.group(1) + "***" if key.lower() == "token" else match.group(0)
 
 
 class RedactTokens(logging.Filter):

@@ -139,7 +139,7 @@ class Gateway:
         self.publisher = (BusPublisher(bus, options.topics[0])
                           if options.publish_token else None)
         self._context = WebContext(self.hub, self.tokens, self.publisher, self.stats,
-                                   self.health, self.instance, options.max_frame,
+                                   self.health, self.ready, self.instance, options.max_frame,
                                    options.keepalive)
         self._server: _Server | None = None
 
@@ -157,13 +157,38 @@ class Gateway:
         stats["mqtt"] = self.bridge.stats() if self.bridge else None
         return stats
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy when listening to the bus and, with MQTT, connected to the broker."""
+    def health(self, detailed: bool = False) -> tuple[bool, dict[str, Any]]:
+        """/healthz: healthy while listening to the bus (a restart would help otherwise).
+
+        MQTT trouble makes it ``degraded`` but not unhealthy: browsers are still served and
+        the bridge reconnects by itself; :meth:`ready` fails instead. Without ``detailed``
+        (a valid token) the bus shows as scheme and hosts only, never a user name.
+        """
         listening = all(listener.running for listener in self.tap.listeners)
-        mqtt = None if self.bridge is None else self.bridge.connected
-        details = {"bus": str(self.bus.url.masked()), "listening": listening, "mqtt": mqtt,
-                   "instance": self.instance}
-        return listening and mqtt is not False, details
+        problems = self._problems(listening)
+        url = self.bus.url
+        hosts = ",".join(f"{h.hostname}:{h.port}" if h.port else str(h.hostname)
+                         for h in url.hosts if h.hostname)
+        details: dict[str, Any] = {
+            "status": "ok" if not problems else ("degraded" if listening else "unhealthy"),
+            "bus": url.masked() if detailed else f"{url.scheme}://{hosts}",
+            "listening": listening,
+            "mqtt": None if self.bridge is None else self.bridge.connected,
+            "mqtt_reaching": None if self.bridge is None else self.bridge.reaching,
+            "problems": problems, "instance": self.instance}
+        return listening, details
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """/readyz: ready when events flow end to end (bus listened to, MQTT accepting them)."""
+        healthy, details = self.health()
+        ready = healthy and not details["problems"]
+        details["status"] = "ready" if ready else "not-ready"
+        return ready, details
+
+    def _problems(self, listening: bool) -> list[str]:
+        problems = [] if listening else ["not listening to the bus"]
+        problem = self.bridge.problem() if self.bridge is not None else None
+        return problems + ([problem] if problem else [])
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Gateway]:

@@ -55,7 +55,8 @@ class WebContext:
         tokens: who may subscribe and publish.
         publisher: sends published events to the bus (None: publishing disabled).
         stats: returns the /stats document.
-        health: returns (healthy, details) for /healthz.
+        health: returns (healthy, details) for /healthz (details in full with True).
+        ready: returns (ready, details) for /readyz.
         instance: this gateway run's id (changes on restart).
         max_body: the largest POST /publish body or WebSocket frame, in bytes.
         keepalive: seconds between SSE keep-alive comments.
@@ -65,7 +66,8 @@ class WebContext:
     tokens: Tokens
     publisher: BusPublisher | None
     stats: Callable[[], dict[str, Any]]
-    health: Callable[[], tuple[bool, dict[str, Any]]]
+    health: Callable[[bool], tuple[bool, dict[str, Any]]]
+    ready: Callable[[], tuple[bool, dict[str, Any]]]
     instance: str
     max_body: int = 1024 * 1024
     keepalive: float = 15.0
@@ -324,9 +326,17 @@ def build_app(ctx: WebContext) -> Starlette:
         return JSONResponse(ctx.stats())
 
     async def healthz(request: Request) -> Response:
-        healthy, details = ctx.health()
-        return JSONResponse({"status": "ok" if healthy else "unhealthy", **details},
-                            status_code=200 if healthy else 503)
+        try:
+            token = Tokens.presented(request.headers, Query(request.scope))
+            detailed = token is not None and ctx.tokens.access(token) is not Access.NONE
+        except BadToken:
+            detailed = False
+        healthy, details = ctx.health(detailed)
+        return JSONResponse(details, status_code=200 if healthy else 503)
+
+    async def readyz(request: Request) -> Response:
+        ready, details = ctx.ready()
+        return JSONResponse(details, status_code=200 if ready else 503)
 
     routes: list[BaseRoute] = [Route(path, static.serve, methods=["GET"]) for path in STATIC]
     routes += [
@@ -335,5 +345,6 @@ def build_app(ctx: WebContext) -> Starlette:
         Route("/publish", publish, methods=["POST"]),
         Route("/stats", stats, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
     ]
     return Starlette(routes=routes)
