@@ -177,3 +177,18 @@ async def test_demo_console_runs_the_services_with_the_gateway_attached() -> Non
     assert {e["source"] for e in got} == {"compute.host1", "compute.host2", "compute.host3"}
     assert all(e["busexchange"] == "nova" and e["data"]["host"] in e["source"] for e in got)
     assert code == 0, demo.output()
+
+
+async def test_listen_gives_up_on_a_port_nobody_answers_and_says_so() -> None:
+    from firehose_support import free_port
+
+    process = await asyncio.create_subprocess_exec(
+        *RELAYBUS, "listen", "--mqtt", f"mqtt://127.0.0.1:{free_port()}", "--count", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+    async with asyncio.timeout(WAIT * 2):
+        _, err = await process.communicate()
+    assert process.returncode == 1
+    lines = err.decode().splitlines()
+    assert sum("reconnecting (attempt" in line for line in lines) == 4, lines
+    assert "after 5 attempts" in lines[-1] and "giving up" in lines[-1]
+    assert "Traceback" not in err.decode()

@@ -6,6 +6,11 @@ gateway publishes to (``--mqtt mqtt://host:1883``; with ``--session NAME`` the b
 what arrives while the listener is away). Filters are MQTT-style (``nova/#``,
 ``+/compute.host1/#``). Events go to stdout; notes (subscribed, gap, dropped, reconnecting)
 to stderr, so ``--json`` output can be piped into ``jq``.
+
+Retrying: until the first connection succeeds, ``listen`` tries ``FIRST_ATTEMPTS`` times
+(about 10 s, each failure said on stderr) and then gives up with exit status 1, since a
+wrong host or port is likelier than an outage; once it has been connected, it reconnects
+for ever (saying so each time), resuming where it was.
 """
 
 from __future__ import annotations
@@ -57,6 +62,27 @@ class _Printer:
         return bool(self.count) and self.printed >= self.count
 
 
+FIRST_ATTEMPTS = 5
+CONNECT_TIMEOUT = 5.0
+
+
+def _give_up(attempts: int, connected: bool, where: str, error: object) -> None:
+    """Raise ClickException once the first connection has failed FIRST_ATTEMPTS times."""
+    if not connected and attempts >= FIRST_ATTEMPTS:
+        raise click.ClickException(f"cannot reach {where} after {attempts} attempts "
+                                   f"({error}); giving up")
+
+
+def _need_extra(*modules: str) -> None:
+    """A UsageError (one line, exit 2) when the gateway extra is not installed."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.UsageError(f"this needs {', '.join(missing)}: "
+                               "pip install 'relaybus[gateway]'")
+
+
 def _ws_url(gateway: str, filters: list[str], since: str | None, token: str | None) -> str:
     parts = urllib.parse.urlsplit(gateway)
     if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
@@ -80,10 +106,14 @@ async def from_gateway(gateway: str, filters: list[str], printer: _Printer,
     import websockets
 
     delay = 0.25
+    attempts, connected = 0, False
     while True:
         url = _ws_url(gateway, filters, since, token)
+        attempts += 1
         try:
-            async with websockets.connect(url, max_size=None) as socket:
+            async with websockets.connect(url, max_size=None,
+                                          open_timeout=CONNECT_TIMEOUT) as socket:
+                connected = True
                 async for frame in socket:
                     message = json.loads(frame)
                     kind = message.get("kind")
@@ -102,8 +132,9 @@ async def from_gateway(gateway: str, filters: list[str], printer: _Printer,
             if exc.rcvd is not None and exc.rcvd.code in FATAL_CLOSE:
                 raise click.ClickException(f"the gateway refused: {exc.rcvd.reason}") from None
             _note(f"connection lost ({exc}); reconnecting")
-        except (OSError, websockets.InvalidHandshake) as exc:
-            _note(f"cannot reach {gateway} ({exc}); retrying")
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            _give_up(attempts, connected, gateway, exc)
+            _note(f"cannot reach {gateway} ({exc}); retrying (attempt {attempts})")
         await asyncio.sleep(delay * random.uniform(0.5, 1.5))
         delay = min(delay * 2, 5.0)
 
@@ -144,14 +175,18 @@ async def from_mqtt(url: str, filters: list[str], printer: _Printer,
         broker = MqttURL.parse(url)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mqtt") from exc
-    options: dict[str, Any] = {}
-    if session is not None:
-        options = {"identifier": f"{SESSION_PREFIX}{session}", "clean_session": False}
+    options: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
+    if session is not None:  # a 3.1.1 persistent session: kept until the listener returns
+        options.update(identifier=f"{SESSION_PREFIX}{session}", clean_session=False,
+                       protocol=aiomqtt.ProtocolVersion.V311)
     seen = _Seen()
     delay = 0.25
+    attempts, connected = 0, False
     while True:
+        attempts += 1
         try:
             async with broker.client(**options) as client:
+                connected = True
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, qos=1)
                 delay = 0.25
@@ -169,7 +204,8 @@ async def from_mqtt(url: str, filters: list[str], printer: _Printer,
                     if printer.event(event, str(message.topic)):
                         return
         except aiomqtt.MqttError as exc:
-            _note(f"MQTT broker {broker}: {exc}; reconnecting")
+            _give_up(attempts, connected, str(broker), exc)
+            _note(f"MQTT broker {broker}: {exc}; reconnecting (attempt {attempts})")
         await asyncio.sleep(delay * random.uniform(0.5, 1.5))
         delay = min(delay * 2, 5.0)
 
@@ -206,6 +242,7 @@ def listen(filters: tuple[str, ...], gateway: str | None, mqtt: str | None, as_j
             TopicFilter.parse(topic_filter)
         except BadFilter as exc:
             raise click.BadParameter(str(exc), param_hint="FILTERS") from exc
+    _need_extra(*(("aiomqtt", "paho") if mqtt else ("websockets",)))
     printer = _Printer(as_json, count)
     try:
         if mqtt:
