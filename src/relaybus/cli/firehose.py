@@ -62,6 +62,11 @@ def _split(values: tuple[str, ...]) -> list[str]:
               type=click.IntRange(1), help="Replay buffer size, in bytes.")
 @click.option("--client-queue", default=1000, show_default=True, type=click.IntRange(1),
               help="Events a client may have waiting before its oldest are dropped.")
+@click.option("--client-queue-bytes", default=4 * 1024 * 1024, show_default=True,
+              type=click.IntRange(1), help="The same bound on a client's queue, in bytes.")
+@click.option("--write-timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0.1),
+              help="Seconds a write to a client may stall before the client is let go.")
 @click.option("--token", default=None, envvar="RELAYBUS_FIREHOSE_TOKEN",
               help="Token needed to subscribe (default: subscribing is open).")
 @click.option("--publish-token", default=None, envvar="RELAYBUS_FIREHOSE_PUBLISH_TOKEN",
@@ -72,14 +77,16 @@ def _split(values: tuple[str, ...]) -> list[str]:
 def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
              topics: tuple[str, ...],
              exchange: str | None, pool: str, mqtt_topic: str, replay_events: int,
-             replay_bytes: int, client_queue: int, token: str | None,
+             replay_bytes: int, client_queue: int, client_queue_bytes: int,
+             write_timeout: float, token: str | None,
              publish_token: str | None, max_frame: int) -> None:
     """Republish every notification as CloudEvents to MQTT, WebSocket and SSE clients."""
     gateway = gateway_run.gateway_module()
     options = gateway.GatewayOptions(
         topics=_split(topics) or ["notifications"], exchange=exchange, pool=pool, http=http,
         mqtt=mqtt, mqtt_topic=mqtt_topic, replay_events=replay_events,
-        replay_bytes=replay_bytes, client_queue=client_queue, token=token,
+        replay_bytes=replay_bytes, client_queue=client_queue,
+        client_queue_bytes=client_queue_bytes, write_timeout=write_timeout, token=token,
         publish_token=publish_token, max_frame=max_frame)
     try:
         # Check every option now, before connecting to anything.

@@ -51,6 +51,8 @@ class Dropped:
 
 Item = Event | Gap | Dropped
 
+DEFAULT_CLIENT_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(slots=True)
 class Counters:
@@ -60,6 +62,7 @@ class Counters:
     duplicates: int = 0
     events_out: int = 0
     dropped: int = 0
+    stalled: int = 0  # clients let go because their writes stalled past the timeout
     started: float = field(default_factory=time.time)
 
 
@@ -70,15 +73,18 @@ class Subscriber:
         name: for logs and /stats, e.g. ``ws[127.0.0.1:50312]``.
         filters: the topics it wants.
         max_queue: live events it may have waiting; beyond that its oldest are dropped.
+        max_bytes: the same bound in bytes of encoded events (one huge event still fits).
         backlog: what it must get first (a gap marker, replayed events); not bounded by
             ``max_queue``, since the replay buffer bounds it already.
     """
 
     def __init__(self, name: str, filters: FilterSet, max_queue: int, backlog: list[Item],
-                 counters: Counters) -> None:
+                 counters: Counters, max_bytes: int = DEFAULT_CLIENT_BYTES) -> None:
         self.name = name
         self.filters = filters
         self.max_queue = max_queue
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self._backlog = collections.deque(backlog)
         self._queue: collections.deque[Event] = collections.deque()
         self._wakeup = asyncio.Event()
@@ -98,17 +104,22 @@ class Subscriber:
         """Queue ``event`` if wanted; never blocks (drops this client's oldest when full)."""
         if self.closed or not self.filters.matches(event.topic, event.levels):
             return
-        if len(self._queue) >= self.max_queue:
-            self._queue.popleft()
+        while self._queue and (len(self._queue) >= self.max_queue
+                               or self.queued_bytes + event.size > self.max_bytes):
+            self.queued_bytes -= self._queue.popleft().size
             self.dropped_total += 1
             self._dropped_unreported += 1
             self._counters.dropped += 1
         self._queue.append(event)
+        self.queued_bytes += event.size
         self._wakeup.set()
 
     def close(self) -> None:
-        """End the stream: the writer's next :meth:`take` returns nothing."""
+        """End the stream: the writer's next :meth:`take` returns nothing; frees the queue."""
         self.closed = True
+        self._queue.clear()
+        self._backlog.clear()
+        self.queued_bytes = 0
         self._wakeup.set()
 
     async def take(self, limit: int = 256) -> list[Item]:
@@ -128,8 +139,9 @@ class Subscriber:
                 self._dropped_unreported = 0
                 return [report]
             if self._queue:
-                batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
-                return self._count(batch)
+                events = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+                self.queued_bytes -= sum(event.size for event in events)
+                return self._count(list(events))
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -145,14 +157,17 @@ class Hub:
 
     Args:
         replay: the replay buffer.
-        client_queue: the bounded live queue size of each subscriber.
+        client_queue: the bounded live queue size of each subscriber, in events.
+        client_bytes: the same bound in bytes.
     """
 
-    def __init__(self, replay: ReplayBuffer, client_queue: int = 1000) -> None:
-        if client_queue < 1:
-            raise ValueError("client_queue must be at least 1")
+    def __init__(self, replay: ReplayBuffer, client_queue: int = 1000,
+                 client_bytes: int = DEFAULT_CLIENT_BYTES) -> None:
+        if client_queue < 1 or client_bytes < 1:
+            raise ValueError("client_queue and client_bytes must be at least 1")
         self.replay = replay
         self.client_queue = client_queue
+        self.client_bytes = client_bytes
         self.counters = Counters()
         self._subscribers: set[Subscriber] = set()
         self._sinks: list[Callable[[Event], None]] = []
@@ -201,7 +216,8 @@ class Hub:
                 backlog.extend(wanted)
             else:
                 backlog.extend(e for e in missed if filters.matches(e.topic, e.levels))
-        subscriber = Subscriber(name, filters, self.client_queue, backlog, self.counters)
+        subscriber = Subscriber(name, filters, self.client_queue, backlog, self.counters,
+                                self.client_bytes)
         if self._closed:
             subscriber.close()
         else:
@@ -225,6 +241,7 @@ class Hub:
             "events_in": c.events_in,
             "events_out": c.events_out,
             "dropped": c.dropped,
+            "stalled_clients_let_go": c.stalled,
             "duplicates": c.duplicates,
             "clients": len(self._subscribers),
             "replay": {"events": len(self.replay), "bytes": self.replay.bytes,

@@ -56,6 +56,8 @@ class GatewayOptions:
         mqtt_client_id: the gateway's MQTT client id (None: generated).
         replay_events, replay_bytes: the replay buffer's bounds.
         client_queue: each client's bounded queue, in events.
+        client_queue_bytes: the same bound, in bytes.
+        write_timeout: seconds a write to a client may stall before it is let go.
         token: needed to subscribe (None: open).
         publish_token: needed to publish through the gateway (None: nobody can).
         max_frame: the largest WebSocket frame or POST body accepted, in bytes.
@@ -72,6 +74,8 @@ class GatewayOptions:
     replay_events: int = 10_000
     replay_bytes: int = 16 * 1024 * 1024
     client_queue: int = 1000
+    client_queue_bytes: int = 4 * 1024 * 1024
+    write_timeout: float = 10.0
     token: str | None = field(default=None, repr=False)
     publish_token: str | None = field(default=None, repr=False)
     max_frame: int = 1024 * 1024
@@ -126,7 +130,7 @@ class Gateway:
         self.host, self.port = parse_hostport(options.http)
         template = TopicTemplate(options.mqtt_topic)
         self.hub = Hub(ReplayBuffer(options.replay_events, options.replay_bytes),
-                       options.client_queue)
+                       options.client_queue, options.client_queue_bytes)
         targets = [Target(topic=t, exchange=options.exchange) for t in options.topics]
         self.tap = BusTap(bus, self.hub, targets, template, options.pool)
         self.bridge = None
@@ -140,7 +144,7 @@ class Gateway:
                           if options.publish_token else None)
         self._context = WebContext(self.hub, self.tokens, self.publisher, self.stats,
                                    self.health, self.ready, self.instance, options.max_frame,
-                                   options.keepalive)
+                                   options.keepalive, options.write_timeout)
         self._server: _Server | None = None
 
     @property

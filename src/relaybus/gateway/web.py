@@ -15,7 +15,7 @@ import asyncio
 import importlib.resources
 import logging
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,9 @@ class WebContext:
         instance: this gateway run's id (changes on restart).
         max_body: the largest POST /publish body or WebSocket frame, in bytes.
         keepalive: seconds between SSE keep-alive comments.
+        write_timeout: seconds one write to a client may stall before the client is let go
+            (its queue freed, its connection ended; it resumes with ``since`` and may get
+            a gap marker).
     """
 
     hub: Hub
@@ -71,6 +74,7 @@ class WebContext:
     instance: str
     max_body: int = 1024 * 1024
     keepalive: float = 15.0
+    write_timeout: float = 10.0
 
 
 class Query:
@@ -94,6 +98,27 @@ class Query:
 
     def getlist(self, key: str) -> list[str]:
         return list(self._values.get(key, ()))
+
+
+class Stalled(Exception):
+    """A write to a client stalled past the write timeout: the client is let go."""
+
+
+async def _within(ctx: WebContext, subscriber: Subscriber, write: Awaitable[None]) -> None:
+    """Await one write to ``subscriber``; let the client go if it stalls past the timeout.
+
+    Raises:
+        Stalled: the write did not finish in ``ctx.write_timeout`` seconds.
+    """
+    try:
+        async with asyncio.timeout(ctx.write_timeout):
+            await write
+    except TimeoutError:
+        ctx.hub.counters.stalled += 1
+        LOG.warning("%s stopped reading (a write stalled for %.0f s): letting it go; it may "
+                    "resume with since=", subscriber.name, ctx.write_timeout)
+        ctx.hub.unsubscribe(subscriber)  # frees its queue now
+        raise Stalled(subscriber.name) from None
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -160,8 +185,8 @@ class _ServerSentEvents:
                    f"relaybus.gateway.{subscriber.name}.watch": self._watch(receive)})
             if ended.endswith(".writer"):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            pass  # the client went away mid-write
+        except (OSError, Stalled):
+            pass  # the client went away mid-write, or stopped reading
         finally:
             self.ctx.hub.unsubscribe(subscriber)
 
@@ -171,13 +196,15 @@ class _ServerSentEvents:
                 async with asyncio.timeout(self.ctx.keepalive):
                     batch = await subscriber.take()
             except TimeoutError:
-                await send({"type": "http.response.body", "body": b": keepalive\n\n",
-                            "more_body": True})
+                await _within(self.ctx, subscriber, send(
+                    {"type": "http.response.body", "body": b": keepalive\n\n",
+                     "more_body": True}))
                 continue
             if not batch:
                 return
-            await send({"type": "http.response.body", "body": b"".join(map(_sse, batch)),
-                        "more_body": True})
+            await _within(self.ctx, subscriber, send(
+                {"type": "http.response.body", "body": b"".join(map(_sse, batch)),
+                 "more_body": True}))
 
     @staticmethod
     async def _watch(receive: Receive) -> None:
@@ -222,7 +249,7 @@ class _WebSocketStream:
                                                                              access)})
             if ended.endswith(".writer"):
                 await websocket.close(CLOSE_GOING_AWAY, "the gateway is shutting down")
-        except (WebSocketDisconnect, OSError):
+        except (WebSocketDisconnect, OSError, Stalled):
             pass
         finally:
             self.ctx.hub.unsubscribe(subscriber)
@@ -237,14 +264,12 @@ class _WebSocketStream:
         except (WebSocketDisconnect, OSError, RuntimeError):
             pass
 
-    @staticmethod
-    async def _write(subscriber: Subscriber, websocket: WebSocket) -> None:
+    async def _write(self, subscriber: Subscriber, websocket: WebSocket) -> None:
         while batch := await subscriber.take():
             for item in batch:
-                if isinstance(item, Event):
-                    await websocket.send_text(item.ws_frame)
-                else:
-                    await websocket.send_text(encode(item.as_dict()).decode())
+                text = (item.ws_frame if isinstance(item, Event)
+                        else encode(item.as_dict()).decode())
+                await _within(self.ctx, subscriber, websocket.send_text(text))
 
     async def _read(self, websocket: WebSocket, access: Access) -> None:
         """Handle what the client sends; return when it leaves or after closing on an error."""
