@@ -40,7 +40,9 @@ async def test_tripleo_workflow_messages_reach_a_browser_client(
             (message,) = await sse.events(1)
             seen = executions.setdefault(message["data"]["execution_id"], [])
             seen.append(message)
-            started = seen[0]["data"]["data"].get("validation") == "check-ntp"
+            # Seen from its very start (the stream may be joined between two messages):
+            started = (seen[0]["data"]["data"].get("validation"),
+                       seen[0]["data"]["data"].get("status")) == ("check-ntp", "RUNNING")
             if message["type"] == "tripleo.validations.v1.run_validations" and started:
                 complete = seen
     await sse.close()

@@ -30,6 +30,7 @@ import relaybus
 from relaybus import Target
 from relaybus.gateway.auth import Tokens, redact_server_logs
 from relaybus.gateway.hub import Hub
+from relaybus.gateway.limits import ConnectionLimits
 from relaybus.gateway.mqtt import MqttBridge, MqttURL
 from relaybus.gateway.publish import BusPublisher
 from relaybus.gateway.replay import ReplayBuffer
@@ -58,6 +59,9 @@ class GatewayOptions:
         client_queue: each client's bounded queue, in events.
         client_queue_bytes: the same bound, in bytes.
         write_timeout: seconds a write to a client may stall before it is let go.
+        max_connections: concurrent connections; beyond, HTTP 503 (the open-files limit
+            is raised to match).
+        header_timeout: seconds a connection has to send its first request's headers.
         token: needed to subscribe (None: open).
         publish_token: needed to publish through the gateway (None: nobody can).
         max_frame: the largest WebSocket frame or POST body accepted, in bytes.
@@ -76,6 +80,8 @@ class GatewayOptions:
     client_queue: int = 1000
     client_queue_bytes: int = 4 * 1024 * 1024
     write_timeout: float = 10.0
+    max_connections: int = 10_000
+    header_timeout: float = 10.0
     token: str | None = field(default=None, repr=False)
     publish_token: str | None = field(default=None, repr=False)
     max_frame: int = 1024 * 1024
@@ -139,6 +145,7 @@ class Gateway:
                                      identifier=options.mqtt_client_id
                                      or f"relaybus-firehose-{self.instance}")
             self.hub.add_sink(self.bridge.offer)
+        self.limits = ConnectionLimits(options.max_connections, options.header_timeout)
         self.tokens = Tokens(options.token, options.publish_token)
         self.publisher = (BusPublisher(bus, options.topics[0])
                           if options.publish_token else None)
@@ -159,6 +166,7 @@ class Gateway:
         stats["instance"] = self.instance
         stats["published_via_gateway"] = self.publisher.published if self.publisher else 0
         stats["mqtt"] = self.bridge.stats() if self.bridge else None
+        stats["connections"] = self.limits.stats()
         return stats
 
     def health(self, detailed: bool = False) -> tuple[bool, dict[str, Any]]:
@@ -199,10 +207,12 @@ class Gateway:
         """Run the gateway for the duration of the ``async with`` block."""
         if self.bridge is not None:
             await self.bridge.check()
+        self.limits.raise_open_files()
         redact_server_logs()  # it logs request lines and headers: ?token=, Authorization
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(build_app(self._context), lifespan="off", http="h11",
+        config = uvicorn.Config(build_app(self._context), lifespan="off",
+                                http=self.limits.protocol(),
                                 ws="websockets-sansio", ws_max_size=self.options.max_frame,
                                 ws_per_message_deflate=False,
                                 log_config=None, access_log=False, server_header=False,
