@@ -149,7 +149,7 @@ async def test_mosquitto_sub_sees_the_stream(mosquitto: Mosquitto,
     program = need_program("mosquitto_sub")
     gateway = start_gateway("--mqtt", mosquitto.gateway_url)
     # stdbuf: line-buffered output, so its "SUBACK" line is readable as soon as it is written.
-    sub = subprocess.Popen([need_program("stdbuf"), "-oL", program, "-h", "127.0.0.1",
+    sub = subprocess.Popen([need_program("stdbuf"), "-oL", program, "-h", "127.0.0.1",  # noqa: ASYNC220 (read line by line below)
                             "-p", str(mosquitto.port), "-t", "nova/#", "-q", "1", "-v",
                             "-C", "4", "-d"], stdout=subprocess.PIPE, text=True)
     try:
