@@ -72,6 +72,9 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="Concurrent connections; beyond, HTTP 503 (open-files limit raised to match).")
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds a connection has to send its request headers (slowloris).")
+@click.option("--allow-origin", "allowed_origins", multiple=True,
+              help="A web origin (https://ui.example.com, or *) whose pages may use /ws, "
+                   "/events and /publish; repeatable (default: the gateway's own only).")
 @click.option("--token", default=None, envvar="RELAYBUS_FIREHOSE_TOKEN",
               help="Token needed to subscribe (default: subscribing is open).")
 @click.option("--publish-token", default=None, envvar="RELAYBUS_FIREHOSE_PUBLISH_TOKEN",
@@ -84,6 +87,7 @@ def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
              exchange: str | None, pool: str, mqtt_topic: str, replay_events: int,
              replay_bytes: int, client_queue: int, client_queue_bytes: int,
              write_timeout: float, max_connections: int, header_timeout: float,
+             allowed_origins: tuple[str, ...],
              token: str | None,
              publish_token: str | None, max_frame: int) -> None:
     """Republish every notification as CloudEvents to MQTT, WebSocket and SSE clients."""
@@ -93,7 +97,8 @@ def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
         mqtt=mqtt, mqtt_topic=mqtt_topic, replay_events=replay_events,
         replay_bytes=replay_bytes, client_queue=client_queue,
         client_queue_bytes=client_queue_bytes, write_timeout=write_timeout,
-        max_connections=max_connections, header_timeout=header_timeout, token=token,
+        max_connections=max_connections, header_timeout=header_timeout,
+        allowed_origins=allowed_origins, token=token,
         publish_token=publish_token, max_frame=max_frame)
     try:
         # Check every option now, before connecting to anything.
@@ -102,6 +107,7 @@ def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
         if mqtt:
             gateway.mqtt.MqttURL.parse(mqtt)
         gateway.auth.Tokens(token, publish_token)
+        gateway.origins.Origins(allowed_origins)
         gateway.limits.ConnectionLimits(max_connections, header_timeout).raise_open_files()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

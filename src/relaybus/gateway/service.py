@@ -32,6 +32,7 @@ from relaybus.gateway.auth import Tokens, redact_server_logs
 from relaybus.gateway.hub import Hub
 from relaybus.gateway.limits import ConnectionLimits
 from relaybus.gateway.mqtt import MqttBridge, MqttURL
+from relaybus.gateway.origins import Origins
 from relaybus.gateway.publish import BusPublisher
 from relaybus.gateway.replay import ReplayBuffer
 from relaybus.gateway.tap import DEFAULT_POOL, BusTap
@@ -62,6 +63,8 @@ class GatewayOptions:
         max_connections: concurrent connections; beyond, HTTP 503 (the open-files limit
             is raised to match).
         header_timeout: seconds a connection has to send its first request's headers.
+        allowed_origins: web origins (``https://ui.example.com``, ``*``) whose pages may use
+            /ws, /events and /publish (empty: the gateway's own origin only).
         token: needed to subscribe (None: open).
         publish_token: needed to publish through the gateway (None: nobody can).
         max_frame: the largest WebSocket frame or POST body accepted, in bytes.
@@ -82,6 +85,7 @@ class GatewayOptions:
     write_timeout: float = 10.0
     max_connections: int = 10_000
     header_timeout: float = 10.0
+    allowed_origins: Sequence[str] = ()
     token: str | None = field(default=None, repr=False)
     publish_token: str | None = field(default=None, repr=False)
     max_frame: int = 1024 * 1024
@@ -151,7 +155,8 @@ class Gateway:
                           if options.publish_token else None)
         self._context = WebContext(self.hub, self.tokens, self.publisher, self.stats,
                                    self.health, self.ready, self.instance, options.max_frame,
-                                   options.keepalive, options.write_timeout)
+                                   options.keepalive, options.write_timeout,
+                                   Origins(options.allowed_origins))
         self._server: _Server | None = None
 
     @property

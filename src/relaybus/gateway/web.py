@@ -16,7 +16,7 @@ import importlib.resources
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from relaybus.gateway.auth import Access, BadToken, Tokens
 from relaybus.gateway.events import Event, encode
 from relaybus.gateway.hub import Hub, Item, Subscriber
+from relaybus.gateway.origins import CONSOLE_HEADERS, CORS, Origins
 from relaybus.gateway.publish import BadEvent, BusPublisher, parse_events
 from relaybus.gateway.tasks import first_completed
 from relaybus.gateway.topics import BadFilter, FilterSet
@@ -63,6 +64,7 @@ class WebContext:
         write_timeout: seconds one write to a client may stall before the client is let go
             (its queue freed, its connection ended; it resumes with ``since`` and may get
             a gap marker).
+        origins: the web pages that may use /ws, /events and /publish.
     """
 
     hub: Hub
@@ -75,6 +77,7 @@ class WebContext:
     max_body: int = 1024 * 1024
     keepalive: float = 15.0
     write_timeout: float = 10.0
+    origins: Origins = field(default_factory=Origins)
 
 
 class Query:
@@ -151,7 +154,8 @@ class _Static:
 
     async def serve(self, request: Request) -> Response:
         body, media = self._files[request.url.path]
-        return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
+        return Response(body, media_type=media,
+                        headers={"Cache-Control": "no-cache", **CONSOLE_HEADERS})
 
 
 class _ServerSentEvents:
@@ -226,6 +230,9 @@ class _WebSocketStream:
         self.ctx = ctx
 
     async def serve(self, websocket: WebSocket) -> None:
+        if not self.ctx.origins.allows(websocket.scope):
+            await websocket.close(CLOSE_FORBIDDEN)  # before accepting: HTTP 403
+            return
         await websocket.accept()
         try:
             access = _authorise(self.ctx, websocket.headers, websocket.scope)
@@ -365,11 +372,13 @@ def build_app(ctx: WebContext) -> Starlette:
 
     routes: list[BaseRoute] = [Route(path, static.serve, methods=["GET"]) for path in STATIC]
     routes += [
-        Route("/events", _ServerSentEvents(ctx), methods=["GET"]),
+        Route("/events", _ServerSentEvents(ctx), methods=["GET", "OPTIONS"]),
         WebSocketRoute("/ws", _WebSocketStream(ctx).serve),
-        Route("/publish", publish, methods=["POST"]),
+        Route("/publish", publish, methods=["POST", "OPTIONS"]),
         Route("/stats", stats, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.add_middleware(CORS, origins=ctx.origins)
+    return app
