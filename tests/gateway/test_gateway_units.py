@@ -246,3 +246,17 @@ def test_events_fit_the_schema_in_the_protocol_docs() -> None:
         validator.validate(json.loads(json.dumps(event)))
     bad = dict(event, priority="loud")
     assert not validator.is_valid(bad)
+    assert not validator.is_valid(dict(event, source="a b"))  # the schema holds the rule
+
+
+@pytest.mark.parametrize(("publisher", "source"), [
+    ("compute.host1", "compute.host1"), ("a b", "a%20b"), ("100%", "100%25"),
+    ('say "hi"', "say%20%22hi%22"), ("növa", "n%C3%B6va"), ("a%20b", "a%20b"),
+    ("urn:x/y?z#w", "urn:x/y?z#w")])
+def test_cloudevent_source_is_a_uri_reference(publisher: str, source: str) -> None:
+    from relaybus.gateway.events import cloudevent
+
+    event = cloudevent(message_id="m", publisher_id=publisher, event_type="a.b",
+                       priority="info", timestamp=None, payload=None, exchange="nova",
+                       bustopic="notifications", topic="nova/p/a/b")
+    assert event["source"] == source

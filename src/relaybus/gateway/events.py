@@ -2,7 +2,7 @@
 
 One notification becomes one event::
 
-    {"specversion": "1.0", "id": <message_id>, "source": <publisher_id>,
+    {"specversion": "1.0", "id": <message_id>, "source": <publisher_id, URI-encoded>,
      "type": <event_type>, "time": <RFC 3339>, "datacontenttype": "application/json",
      "priority": "info", "busexchange": "nova", "bustopic": "notifications",
      "firehosetopic": "nova/compute.host1/compute/instance/create/end", "data": <payload>}
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ UNKNOWN_SOURCE = "unknown"
 
 _ENCODER = msgspec.json.Encoder()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_URI = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
 
 
 def encode(value: Any) -> bytes:
@@ -58,6 +60,16 @@ def safe_id(message_id: str) -> str:
     return _CONTROL.sub("_", message_id) if _CONTROL.search(message_id) else message_id
 
 
+def uri_reference(text: str) -> str:
+    """``text`` as a URI-reference (RFC 3986), as CloudEvents requires of ``source``.
+
+    Each character a URI may not hold (a space, ``"``, non-ASCII...) is percent-encoded as
+    UTF-8, and so is a ``%`` that does not start an encoding; what is valid is kept as it
+    is, so an already-encoded source is not encoded twice.
+    """
+    return _NOT_URI.sub(lambda m: urllib.parse.quote(m.group(), safe=""), text)
+
+
 def cloudevent(*, message_id: str, publisher_id: str | None, event_type: str, priority: str,
                timestamp: str | None, payload: Any, exchange: str, bustopic: str,
                topic: str) -> dict[str, Any]:
@@ -65,7 +77,7 @@ def cloudevent(*, message_id: str, publisher_id: str | None, event_type: str, pr
     return {
         "specversion": SPECVERSION,
         "id": safe_id(message_id),
-        "source": publisher_id or UNKNOWN_SOURCE,
+        "source": uri_reference(publisher_id or UNKNOWN_SOURCE),
         "type": event_type,
         "time": rfc3339(timestamp),
         "datacontenttype": CONTENT_TYPE,
