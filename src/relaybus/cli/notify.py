@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -13,7 +14,6 @@ from relaybus.cli.common import (
     parse_json_object,
     run,
     settings_from,
-    show,
     url_option,
 )
 from relaybus.message import PRIORITIES
@@ -49,6 +49,8 @@ def notify(ctx: click.Context, event_type: str, payload: str, priority: str,
     publisher_id = publisher_id or "relaybus.cli"
     topics = topics or ("notifications",)
 
+    sent: list[str] = []  # the message_id, so a sender can find its event
+
     async def go() -> None:
         body = parse_json_object("--payload", payload)
         context = parse_json_object("--context", context_json) if context_json else {}
@@ -57,11 +59,11 @@ def notify(ctx: click.Context, event_type: str, payload: str, priority: str,
         async with await relaybus.connect(settings.url,
                                           control_exchange=settings.control_exchange) as bus:
             notifier = bus.notifier(publisher_id, topics=list(topics), emits=emits)
-            await getattr(notifier, priority)(context, event_type, body)
+            sent.append(await getattr(notifier, priority)(context, event_type, body))
 
     run(go(), as_json)
     if as_json:
-        show("sent", as_json, key="status")
+        click.echo(json.dumps({"status": "sent", "message_id": sent[0]}))
     else:
         click.echo(f"{priority.upper()} {event_type} sent to {', '.join(topics)}")
 
