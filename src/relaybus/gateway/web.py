@@ -84,16 +84,21 @@ class Query:
     """A request's query parameters, percent-decoded only.
 
     Unlike form decoding, a ``+`` stays a ``+``, so ``?topic=nova/+/compute/%23`` means
-    what an MQTT user means by it (``%2B`` works too).
+    what an MQTT user means by it (``%2B`` works too). For programs that build their URLs
+    with ``URLSearchParams`` (which writes a space as ``+``), :meth:`filters` also reads
+    ``filter=`` with form decoding: there ``+`` is a space and the wildcard is ``%2B``.
     """
 
     def __init__(self, scope: Scope) -> None:
         self._values: dict[str, list[str]] = {}
+        self._form: list[str] = []
         raw = scope.get("query_string", b"").decode("latin-1")
         for pair in filter(None, raw.split("&")):
             key, _, value = pair.partition("=")
             self._values.setdefault(urllib.parse.unquote(key), []).append(
                 urllib.parse.unquote(value, errors="replace"))
+            if urllib.parse.unquote_plus(key) == "filter":
+                self._form.append(urllib.parse.unquote_plus(value, errors="replace"))
 
     def get(self, key: str, default: str | None = None) -> str | None:
         values = self._values.get(key)
@@ -101,6 +106,11 @@ class Query:
 
     def getlist(self, key: str) -> list[str]:
         return list(self._values.get(key, ()))
+
+    def filters(self) -> list[str]:
+        """The topic filters: every ``topic=`` (percent-decoded) and ``filter=`` (form-
+        decoded, as ``URLSearchParams`` writes it)."""
+        return self.getlist("topic") + self._form
 
 
 class Stalled(Exception):
@@ -168,7 +178,7 @@ class _ServerSentEvents:
         request = Request(scope, receive)
         try:
             access = _authorise(self.ctx, request.headers, scope)
-            filters = FilterSet.parse(Query(scope).getlist("topic"))
+            filters = FilterSet.parse(Query(scope).filters())
         except BadToken as exc:
             await _error(401, "bad-token", str(exc))(scope, receive, send)
             return
@@ -240,7 +250,7 @@ class _WebSocketStream:
             await self._fail(websocket, CLOSE_BAD_TOKEN, "bad-token", str(exc))
             return
         try:
-            filters = FilterSet.parse(Query(websocket.scope).getlist("topic"))
+            filters = FilterSet.parse(Query(websocket.scope).filters())
         except BadFilter as exc:
             await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-filter", str(exc))
             return

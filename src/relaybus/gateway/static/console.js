@@ -13,11 +13,17 @@
   const RATE_WINDOW_MS = 10000;
   const FATAL = new Set([4400, 4401, 4403]);  // the gateway refused us: retrying won't help
 
+  // Filters travel as filter= in URLSearchParams' encoding (a space is "+", the wildcard
+  // "%2B"); a hand-typed ?topic=nova/+/x keeps "+" as the wildcard, so it is read raw.
   const params = new URLSearchParams(location.search);
+  const rawTopics = location.search.slice(1).split("&")
+    .filter((pair) => pair.startsWith("topic="))
+    .map((pair) => decodeURIComponent(pair.slice(6)));
+  const LAST_ID = "relaybus.firehose.lastId";  // survives a page refresh (per tab)
   const state = {
-    filters: params.getAll("topic").filter(Boolean),
+    filters: [...rawTopics, ...params.getAll("filter")].filter(Boolean),
     token: params.get("token"),
-    lastId: null,
+    lastId: sessionStorage.getItem(LAST_ID),
     instance: null,
     paused: false,
     pending: [],
@@ -46,7 +52,7 @@
     const url = new URL("ws", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.search = "";
-    for (const filter of state.filters) url.searchParams.append("topic", filter);
+    for (const filter of state.filters) url.searchParams.append("filter", filter);
     if (state.lastId) url.searchParams.set("since", state.lastId);
     if (state.token) url.searchParams.set("token", state.token);
     return url.toString();
@@ -112,6 +118,7 @@
 
   function receive(event) {
     state.lastId = event.id;
+    sessionStorage.setItem(LAST_ID, event.id);
     if (state.kept.has(event.id)) return;          // already shown (a redelivery)
     state.kept.set(event.id, event);
     if (state.kept.size > MAX_KEPT) state.kept.delete(state.kept.keys().next().value);
@@ -251,7 +258,8 @@
     state.filters = $("filter").value.split(/[\s,]+/).filter(Boolean);
     const url = new URL(location.href);
     url.searchParams.delete("topic");
-    for (const filter of state.filters) url.searchParams.append("topic", filter);
+    url.searchParams.delete("filter");
+    for (const filter of state.filters) url.searchParams.append("filter", filter);
     history.replaceState(null, "", url);
     clearRows();
     state.pending = state.pending.filter(wanted);
