@@ -84,7 +84,7 @@ def test_the_console_shows_filters_pauses_and_details_events(
     browser.find_element(By.ID, "apply").click()
     until(browser, lambda: len(rows(browser)) == 2, "only compute.host1's events")
     until(browser, lambda: status(browser) == "live", "the new subscription")
-    assert "topic=nova%2Fcompute.host1%2F%23" in browser.current_url
+    assert "filter=nova%2Fcompute.host1%2F%23" in browser.current_url
     publish(gateway, [event("compute.host2", "compute.instance.reboot.end", {"id": 5}),
                       event("compute.host1", "compute.instance.reboot.end", {"id": 6})])
     until(browser, lambda: len(rows(browser)) == 3, "the new compute.host1 event")
