@@ -34,7 +34,7 @@ def other_origin() -> Iterator[tuple[str, dict[str, bytes]]]:
     pages: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the library's name)
+        def do_GET(self) -> None:
             body = pages.get(self.path.split("?")[0], b"")
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html")
