@@ -12,6 +12,7 @@ import sc_browser_churn
 import sc_client_killed
 import sc_cluster
 import sc_firehose_access
+import sc_firehose_doors
 import sc_firehose_mqtt
 import sc_hostile_input
 import sc_poison
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "browser-churn": (sc_browser_churn.run, ("memory", "rabbit")),
     "firehose-access": (sc_firehose_access.run, ("memory",)),
     "firehose-mqtt-outage": (sc_firehose_mqtt.run, ("memory",)),
+    "firehose-doors": (sc_firehose_doors.run, ("memory",)),
     "cluster-failover": (sc_cluster.run, ("nats", "rabbit")),
     "frame-flood": (sc_amqp_hostile.run_flood, ("rabbit",)),
     "alarm-during-close": (sc_amqp_hostile.run_alarm_close, ("rabbit",)),
