@@ -72,7 +72,7 @@ async def test_a_broker_restart_is_survived_and_browsers_are_served_meanwhile(
     gateway = start_gateway("--mqtt", mosquitto.gateway_url)
     async with ws_client(gateway.ws_url()) as websocket:
         await asyncio.to_thread(mosquitto.stop)
-        await until(lambda: _status(gateway, "/readyz", 503), "not ready")
+        await until(lambda: _status(gateway, "/readyz", 503), "not ready\n" + gateway.output())
         status, health = await http(gateway, "/healthz")
         assert status == 200 and health["status"] == "degraded", health
         assert "not connected to the MQTT broker" in health["problems"][0]
