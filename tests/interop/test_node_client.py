@@ -22,13 +22,12 @@ async def test_node_client_calls_gets_a_remote_error_and_a_notification(
         node_modules: Path) -> None:
     require_broker("RabbitMQ", "127.0.0.1", 5672)
     topic = f"node_interop_{uuid.uuid4().hex[:8]}"
-    async with await relaybus.connect(URL) as bus:
-        async with reference_server(bus, topic, "py1"):
-            process = await asyncio.create_subprocess_exec(
-                "node", str(CLIENT), "--url", "amqp://guest:guest@127.0.0.1:5672/",
-                "--topic", topic, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
-            stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    async with await relaybus.connect(URL) as bus, reference_server(bus, topic, "py1"):
+        process = await asyncio.create_subprocess_exec(
+            "node", str(CLIENT), "--url", "amqp://guest:guest@127.0.0.1:5672/",
+            "--topic", topic, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     output = stdout.decode()
     assert process.returncode == 0, output + stderr.decode()
     assert "PASS call: echo returned the value unchanged" in output

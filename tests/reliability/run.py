@@ -17,11 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cleanup import delete_nats_streams  # noqa: E402
-from figures import Figures, as_json, markdown  # noqa: E402
-from scenarios import SCENARIOS  # noqa: E402
-from transports import URLS, reachable  # noqa: E402
-
+from cleanup import delete_nats_streams
+from figures import Figures, as_json, markdown
+from scenarios import SCENARIOS
+from transports import URLS, reachable
 
 
 async def run_all(names: list[str], transports: list[str]) -> list[Figures]:

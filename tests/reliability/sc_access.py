@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-
-import relaybus
 from figures import Figures
 from instances import NatsInstance, RabbitInstance
 from transports import unique
+
+import relaybus
 
 SECRET = "pw-" + unique("s3cret")
 FAST = 5.0

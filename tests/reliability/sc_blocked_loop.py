@@ -12,11 +12,12 @@ import asyncio
 import time
 from typing import Any
 
-import relaybus
 from figures import Figures
 from rabbitctl import rabbitmqctl
-from relaybus import Target
 from transports import unique
+
+import relaybus
+from relaybus import Target
 
 HEARTBEAT = 1
 BLOCK = 5.0

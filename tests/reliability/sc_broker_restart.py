@@ -14,11 +14,12 @@ import time
 from collections import Counter
 from typing import Any
 
-import relaybus
 from figures import Figures
 from instances import NatsInstance, RabbitInstance
-from relaybus import Target
 from transports import unique
+
+import relaybus
+from relaybus import Target
 
 MESSAGES = 600
 DEADLINE = 90.0

@@ -15,12 +15,13 @@ import sys
 import time
 import uuid
 
-import relaybus
 from figures import Figures
 from rabbitctl import own_vhost, queues
-from relaybus import Target
 from support import HERE, Events, ServerProcess, environment, events_listener
 from transports import unique
+
+import relaybus
+from relaybus import Target
 
 CALLERS = 20
 REPLY_QUEUE_TTL = 2

@@ -22,15 +22,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from figures import Figures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from transports import unique
 
 import relaybus
-from figures import Figures
 from relaybus import Target
 from relaybus.rpc.remote_errors import deserialize_exception
 from relaybus.url import parse_url
-from transports import unique
 
 EXAMPLES = 300
 SIZE_LIMIT = 64 * 1024

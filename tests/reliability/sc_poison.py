@@ -11,10 +11,11 @@ import asyncio
 import time
 from typing import Any
 
-import relaybus
 from figures import Figures
-from relaybus import Target
 from transports import unique
+
+import relaybus
+from relaybus import Target
 
 RETRIES = 3
 BACKOFF = 0.05

@@ -14,13 +14,14 @@ import time
 import urllib.request
 from typing import Any
 
-import relaybus
 from figures import Figures
 from instances import NatsInstance, RabbitInstance, free_port
 from proxy import CountingProxy
 from rabbitctl import rabbitmqctl
-from relaybus import Target
 from transports import unique
+
+import relaybus
+from relaybus import Target
 
 CLIENTS = 100  # each retries at once, then after reconnect_delay (0.5 s) doubling, jittered
 COME_BACK = 60.0

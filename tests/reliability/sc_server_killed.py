@@ -13,11 +13,12 @@ import signal
 import time
 import uuid
 
-import relaybus
 from figures import Figures
-from relaybus import Target
 from support import Events, ServerProcess, events_listener
 from transports import unique
+
+import relaybus
+from relaybus import Target
 
 CALL_TIMEOUT = 8.0
 MONITOR = 2.0

@@ -19,10 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import relaybus
 from figures import Figures
 from support import HERE, environment
 from transports import unique
+
+import relaybus
 
 DURATION = float(os.environ.get("RELIABILITY_SLOW_SECONDS", "20"))
 RSS_BOUND_MB = 100.0

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import relaybus
 from figures import Figures
-from relaybus import Target
 from transports import unique
+
+import relaybus
+from relaybus import Target
 
 TIMEOUT = 10.0
 

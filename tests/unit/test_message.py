@@ -104,7 +104,7 @@ def test_notification_format() -> None:
 def test_timestamp_is_oslo_style() -> None:
     import datetime
 
-    moment = datetime.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
+    moment = datetime.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
     assert format_timestamp(moment) == "2026-01-02 03:04:05.000006"
     assert format_timestamp(moment.replace(microsecond=0)) == "2026-01-02 03:04:05"
 

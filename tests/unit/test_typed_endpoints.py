@@ -52,12 +52,12 @@ class Scheduler:
                      retries: int = 0) -> Placement:
         """Pick a host for a flavor."""
         return Placement(hosts[retries % len(hosts)],
-                         datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+                         datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
 
     def set_quota(self, ctxt: Any, quota: Quota) -> Quota:
         return quota
 
-    async def untyped(self, ctxt, value, other=None):  # noqa: ANN001, ANN201
+    async def untyped(self, ctxt, value, other=None):
         return [value, other]
 
 

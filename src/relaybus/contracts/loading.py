@@ -26,7 +26,7 @@ def load_object(reference: str) -> Any:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure becomes one clear line
+    except Exception as exc:
         raise LoadError(f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}") \
             from exc
     obj: Any = module

@@ -238,7 +238,7 @@ class NotificationListener(_ListenerBase):
         except asyncio.CancelledError:
             await incoming.requeue()
             raise
-        except Exception:  # noqa: BLE001 - a bad payload must not stop the listener
+        except Exception:
             LOG.exception("cannot handle notification %s", n.message_id, extra=_ids(n))
         return requeue
 
@@ -274,7 +274,7 @@ class NotificationListener(_ListenerBase):
         try:
             await self._driver.send_notification(Target(topic=self.dead_letter_topic), message,
                                                  n.priority)
-        except Exception:  # noqa: BLE001 - the original is still acknowledged; say so loudly
+        except Exception:
             LOG.exception("could not dead-letter notification %s to %s", n.message_id,
                           self.dead_letter_topic, extra=_ids(n))
 
@@ -333,7 +333,7 @@ class BatchNotificationListener(_ListenerBase):
                 n = incoming.notification
                 try:
                     ctxt, payload = self._decode(incoming)
-                except Exception:  # noqa: BLE001 - one bad payload must not sink the batch
+                except Exception:
                     LOG.exception("cannot decode notification %s", n.message_id)
                     continue
                 by_priority.setdefault(n.priority, []).append({
@@ -349,7 +349,7 @@ class BatchNotificationListener(_ListenerBase):
                         continue
                     try:
                         result = await self.executor.run(handler.method, chosen)
-                    except Exception:  # noqa: BLE001 - logged; the batch is not retried
+                    except Exception:
                         LOG.exception("batch handler %s failed",
                                       getattr(handler.method, "__qualname__", handler.method))
                         continue

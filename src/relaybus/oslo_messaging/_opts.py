@@ -14,7 +14,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-__all__ = ["list_opts", "register_opts", "NOTIFICATIONS_GROUP", "RABBIT_GROUP"]
+__all__ = ["NOTIFICATIONS_GROUP", "RABBIT_GROUP", "list_opts", "register_opts"]
 
 NOTIFICATIONS_GROUP = "oslo_messaging_notifications"
 RABBIT_GROUP = "oslo_messaging_rabbit"

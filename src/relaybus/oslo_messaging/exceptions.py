@@ -18,8 +18,14 @@ from typing import Any
 
 import relaybus.errors as rb
 
-__all__ = ["MessagingException", "MessagingTimeout", "MessageDeliveryFailure",
-           "InvalidTarget", "MessageUndeliverable", "ConfigurationError"]
+__all__ = [
+    "ConfigurationError",
+    "InvalidTarget",
+    "MessageDeliveryFailure",
+    "MessageUndeliverable",
+    "MessagingException",
+    "MessagingTimeout",
+]
 
 
 class MessagingException(rb.MessagingError):

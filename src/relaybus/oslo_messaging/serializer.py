@@ -14,7 +14,7 @@ from typing import Any
 import relaybus
 from relaybus.serializer import to_primitive
 
-__all__ = ["Serializer", "NoOpSerializer", "JsonPayloadSerializer"]
+__all__ = ["JsonPayloadSerializer", "NoOpSerializer", "Serializer"]
 
 
 class Serializer(relaybus.Serializer, metaclass=abc.ABCMeta):

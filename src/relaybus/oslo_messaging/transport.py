@@ -21,8 +21,16 @@ import relaybus.sync
 from relaybus.oslo_messaging import _opts, _rabbit
 from relaybus.oslo_messaging.exceptions import MessageDeliveryFailure, MessagingException
 
-__all__ = ["DriverLoadFailure", "InvalidTransportURL", "Transport", "TransportHost",
-           "TransportURL", "TransportOptions", "get_transport", "set_transport_defaults"]
+__all__ = [
+    "DriverLoadFailure",
+    "InvalidTransportURL",
+    "Transport",
+    "TransportHost",
+    "TransportOptions",
+    "TransportURL",
+    "get_transport",
+    "set_transport_defaults",
+]
 
 LOG = logging.getLogger(__name__)
 

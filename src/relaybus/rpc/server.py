@@ -129,7 +129,7 @@ class RPCServer(Consuming):
             return
         try:
             await incoming.reply(failure=serialize_exception(exc))
-        except Exception:  # noqa: BLE001 - a broken reply path must not kill the server
+        except Exception:
             LOG.exception("could not send the failure reply for %s", request.method,
                           extra=_ids(request, self.target))
 

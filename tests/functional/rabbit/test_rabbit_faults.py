@@ -30,7 +30,7 @@ from relaybus import Target
 from relaybus.drivers.rabbit import RabbitDriver
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lossy_proxy import LossyProxy  # noqa: E402
+from lossy_proxy import LossyProxy
 
 pytestmark = pytest.mark.broker
 

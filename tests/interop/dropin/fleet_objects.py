@@ -3,8 +3,8 @@ them, the way nova's ``RequestContext`` and ``NovaObjectSerializer`` do."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from fleet_messaging import messaging

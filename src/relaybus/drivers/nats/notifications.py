@@ -34,9 +34,9 @@ from relaybus.drivers.nats.options import NatsOptions
 from relaybus.drivers.nats.resend import Resender
 from relaybus.errors import ConnectionFailure, MalformedMessage, MessageUndeliverable
 from relaybus.message import Notification, pack, parse_notification, unpack
-from relaybus.transport.intake import Intake
 from relaybus.target import Target
 from relaybus.transport.base import IncomingNotification, NotificationHandler
+from relaybus.transport.intake import Intake
 
 LOG = logging.getLogger(__name__)
 

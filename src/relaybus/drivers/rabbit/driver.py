@@ -26,8 +26,8 @@ from typing import Any
 
 from relaybus.drivers.rabbit.amqp import AMQPError, Returned, codec
 from relaybus.drivers.rabbit.connector import Connector
-from relaybus.drivers.rabbit.declare import Declarer
 from relaybus.drivers.rabbit.consumer import QueueConsumer
+from relaybus.drivers.rabbit.declare import Declarer
 from relaybus.drivers.rabbit.errors import is_connection_error, translate
 from relaybus.drivers.rabbit.options import RabbitOptions, connect_params
 from relaybus.drivers.rabbit.publisher import DIRECT, FANOUT, Publisher, returned_member

@@ -13,12 +13,14 @@ from relaybus.oslo_messaging.notify.log_handler import (
 from relaybus.oslo_messaging.notify.logger import LoggingNotificationHandler
 from relaybus.oslo_messaging.notify.notifier import Notifier, get_notification_transport
 
-__all__ = ["Notifier",
-           "LoggingNotificationHandler",
-           "get_notification_transport",
-           "get_notification_listener",
-           "get_batch_notification_listener",
-           "NotificationResult",
-           "NotificationFilter",
-           "PublishErrorsHandler",
-           "LoggingErrorNotificationHandler"]
+__all__ = [
+    "LoggingErrorNotificationHandler",
+    "LoggingNotificationHandler",
+    "NotificationFilter",
+    "NotificationResult",
+    "Notifier",
+    "PublishErrorsHandler",
+    "get_batch_notification_listener",
+    "get_notification_listener",
+    "get_notification_transport",
+]

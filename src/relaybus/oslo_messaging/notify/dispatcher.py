@@ -6,4 +6,4 @@ from relaybus import NotificationResult
 
 PRIORITIES = ["audit", "debug", "info", "warn", "error", "critical", "sample"]
 
-__all__ = ["NotificationResult", "PRIORITIES"]
+__all__ = ["PRIORITIES", "NotificationResult"]

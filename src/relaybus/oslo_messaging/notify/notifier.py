@@ -103,7 +103,7 @@ class Notifier:
         for name, driver in self._drivers:
             try:
                 driver.notify(_sanitize_context(ctxt), message, priority, self.retry)
-            except Exception as exc:  # noqa: BLE001 - oslo logs and goes on
+            except Exception as exc:
                 LOG.exception("Problem '%s' attempting to send to notification system "
                               "(driver %s). Payload=%s", exc, name, payload)
 

@@ -160,7 +160,7 @@ class _BaseCallContext:
             if self._at_least_once:
                 raise self._undeliverable(exc) from exc
             LOG.debug("cast %s to %s: nobody listens, dropped", method, self.target)
-        except Exception as exc:  # noqa: BLE001 - translated to oslo's classes
+        except Exception as exc:
             translated = _translate(exc, self.target)
             if translated is exc:
                 raise
@@ -191,7 +191,7 @@ class _BaseCallContext:
                 time.sleep(max(0.0, timeout - (time.monotonic() - started)))
             raise MessagingTimeout(f"Timed out waiting for a reply to {method}: nobody "
                                    f"listens on {self.target}") from exc
-        except Exception as exc:  # noqa: BLE001 - translated to oslo's classes
+        except Exception as exc:
             translated = _translate(exc, self.target)
             if translated is exc:
                 raise
