@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 import relaybus
 from relaybus import Target
 from relaybus.errors import NoSuchMethod
-from relaybus.rpc.dispatcher import RPCDispatcher
+from relaybus.rpc.dispatcher import RPCDispatcher, remote_method
 
 
 class Base:
@@ -19,7 +19,7 @@ class Base:
 
 
 class Endpoint(Base):
-    evaluated: list[str] = []
+    evaluated: ClassVar[list[str]] = []
 
     def __init__(self) -> None:
         self.callback = lambda ctxt: "instance attribute"          # a callable attribute
@@ -67,11 +67,28 @@ def test_plain_static_class_and_inherited_methods_resolve() -> None:
 
 async def test_a_remote_caller_cannot_evaluate_a_property() -> None:
     Endpoint.evaluated.clear()
-    async with await relaybus.connect("memory://methods_only") as bus:
-        async with bus.rpc_server(Target(topic="methods_only", server="s1"), [Endpoint()]):
-            client = bus.rpc_client(Target(topic="methods_only"), timeout=10)
-            for name in ("secret", "callback", "partial"):
-                with pytest.raises(NoSuchMethod):
-                    await client.call({}, name)
-            assert await client.call({}, "inherited") == "inherited"
+    async with (await relaybus.connect("memory://methods_only") as bus,
+                bus.rpc_server(Target(topic="methods_only", server="s1"), [Endpoint()])):
+        client = bus.rpc_client(Target(topic="methods_only"), timeout=10)
+        for name in ("secret", "callback", "partial"):
+            with pytest.raises(NoSuchMethod):
+                await client.call({}, name)
+        assert await client.call({}, "inherited") == "inherited"
     assert Endpoint.evaluated == []
+
+
+async def test_an_endpoint_resolving_names_itself_is_asked_and_nothing_else() -> None:
+    asked: list[str] = []
+
+    class Resolving:
+        def __relaybus_method__(self, name: str) -> Any:
+            asked.append(name)
+            return (lambda ctxt, **kw: f"resolved {name}") if name == "dynamic" else None
+
+        def static(self, ctxt: Any) -> str:
+            return "never reached: the resolver decides"
+
+    endpoint = Resolving()
+    assert remote_method(endpoint, "dynamic")({}) == "resolved dynamic"
+    assert remote_method(endpoint, "static") is None
+    assert asked == ["dynamic", "static"]

@@ -11,6 +11,10 @@ Remote callers reach **methods only**: a name resolves when the endpoint's class
 base class other than ``object``) defines it as a plain function, ``staticmethod`` or
 ``classmethod``. Properties are never evaluated, and instance attributes, callable objects,
 classes and built-in methods are never called, whatever the access policy says.
+
+An endpoint class that must resolve names itself (the oslo.messaging drop-in does, to keep
+oslo's own rules) defines ``__relaybus_method__(self, name)`` returning the callable or
+None; it is found by the same static lookup, so it is always a deliberate choice.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from relaybus.target import Target, parse_version, version_is_compatible
 
 DEFAULT_VERSION = "1.0"
 _EXPOSED = "__relaybus_exposed__"
+_RESOLVER = "__relaybus_method__"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,13 +62,27 @@ class ExplicitRPCAccessPolicy(DefaultRPCAccessPolicy):
         return super().is_allowed(endpoint, name, method) and getattr(method, _EXPOSED, False)
 
 
+def _static_function(klass: type, name: str) -> Callable[..., Any] | None:
+    for base in klass.__mro__:
+        if base is object:
+            return None
+        found = base.__dict__.get(name)
+        if found is not None:
+            return found if isinstance(found, types.FunctionType) else None
+    return None
+
+
 def remote_method(obj: object, name: str) -> Callable[..., Any] | None:
     """``obj``'s method ``name`` bound to it, if remote callers may reach it at all.
 
     Only functions defined on the class (not on ``object``) qualify; the lookup is static,
     so no property or ``__getattr__`` runs, and an instance attribute of the same name does
-    not shadow the method.
+    not shadow the method. A class defining ``__relaybus_method__`` resolves names itself.
     """
+    resolver = _static_function(type(obj), _RESOLVER)
+    if resolver is not None:
+        resolved: Callable[..., Any] | None = resolver(obj, name)
+        return resolved
     for klass in type(obj).__mro__:
         if klass is object:
             return None

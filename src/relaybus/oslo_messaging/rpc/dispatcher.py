@@ -108,16 +108,17 @@ class _EndpointProxy:
         self._rb_policy = policy
         self._rb_methods: dict[str, Callable[..., Any]] = {}
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_rb_") or name.startswith("__"):
-            raise AttributeError(name)
+    def __relaybus_method__(self, name: str) -> Callable[..., Any] | None:
+        """The callable serving ``name`` under oslo's rules, or None (relaybus's hook)."""
+        if name.startswith(("_rb_", "__")):
+            return None
         found = self._rb_methods.get(name)
         if found is not None:
             return found
         func = getattr(self._rb_endpoint, name, None)
         if func is None or not callable(func) or isinstance(func, type) \
                 or not self._rb_policy.is_allowed(self._rb_endpoint, name):
-            raise AttributeError(name)
+            return None
 
         def invoke(ctxt: Any, **kwargs: Any) -> Any:
             try:
