@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import relaybus
 from figures import Figures
 from raw import RawPeer
+from transports import unique
+
+import relaybus
 from relaybus import Target
 from relaybus.message import build_request, new_unique_id, pack
-from transports import unique
 
 ROUNDS = 20
 STORED = 5

@@ -15,8 +15,10 @@ import sc_firehose_access
 import sc_firehose_doors
 import sc_firehose_mqtt
 import sc_hostile_input
+import sc_oversized
 import sc_poison
 import sc_reconnect_storm
+import sc_reflection
 import sc_server_killed
 import sc_slow_consumer
 import sc_version_skew
@@ -40,6 +42,8 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "firehose-mqtt-outage": (sc_firehose_mqtt.run, ("memory",)),
     "firehose-doors": (sc_firehose_doors.run, ("memory",)),
     "cluster-failover": (sc_cluster.run, ("nats", "rabbit")),
+    "reply-reflection": (sc_reflection.run, ("memory", "rabbit", "nats")),
+    "oversized-bodies": (sc_oversized.run, ("memory", "rabbit", "nats")),
     "frame-flood": (sc_amqp_hostile.run_flood, ("rabbit",)),
     "alarm-during-close": (sc_amqp_hostile.run_alarm_close, ("rabbit",)),
 }

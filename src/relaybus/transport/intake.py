@@ -100,7 +100,7 @@ class _RateLimitedLog:
         self._last[reason] = now
         count, self._since[reason] = self._since[reason], 0
         suffix = f" ({count} refused for this reason since the last report)" if count > 1 else ""
-        LOG.warning(message + suffix, *args)
+        LOG.warning("%s%s", message % args, suffix)
 
 
 class Intake:
@@ -128,15 +128,17 @@ class Intake:
                   reason, detail)
         return Refused(reason, detail, answer)
 
-    def check_size(self, body: bytes) -> str | None:
-        """A refusal detail when ``body`` is over the limit, else None."""
-        if len(body) > self.max_message_size:
-            return (f"a body of {len(body)} bytes exceeds max_message_size "
+    def check_size(self, body: bytes, size: int | None = None) -> str | None:
+        """A refusal detail when ``body`` (or the ``size`` the transport announced for it,
+        where it dropped the body unread) is over the limit, else None."""
+        size = len(body) if size is None else max(size, len(body))
+        if size > self.max_message_size:
+            return (f"a body of {size} bytes exceeds max_message_size "
                     f"of {self.max_message_size} bytes")
         return None
 
-    def request(self, body: bytes, source: str, *,
-                reply_to: str | None = None) -> Request | Refused:
+    def request(self, body: bytes, source: str, *, reply_to: str | None = None,
+                size: int | None = None) -> Request | Refused:
         """Check a received request body (size, shape, reply address).
 
         Args:
@@ -144,12 +146,14 @@ class Intake:
             source: where it came from (queue or subject), for log lines.
             reply_to: the transport-level reply address, where the transport has one
                 (a NATS message's reply subject); it must pass the reply rule too.
+            size: the body's size as the transport announced it, where the transport
+                dropped an oversized body without assembling it.
 
         Returns:
             The request, or a :class:`Refused` (logged and counted) with the failure reply
             to send, if any.
         """
-        too_large = self.check_size(body)
+        too_large = self.check_size(body, size)
         if too_large is not None:
             return self._refuse(TOO_LARGE, source, too_large)
         message: dict[str, Any] = {}
@@ -192,9 +196,9 @@ class Intake:
             return None
         return reply_q, pack(reply)
 
-    def reply(self, body: bytes, source: str) -> Reply | None:
+    def reply(self, body: bytes, source: str, size: int | None = None) -> Reply | None:
         """Check a received reply body; None (logged, counted) when it is refused."""
-        too_large = self.check_size(body)
+        too_large = self.check_size(body, size)
         if too_large is not None:
             self.refused[TOO_LARGE] += 1
             self._log(TOO_LARGE, "%s: dropping a reply on %s: %s", self.transport, source,
@@ -208,9 +212,9 @@ class Intake:
                       self.transport, source, len(body), exc)
             return None
 
-    def received(self, body: bytes, source: str, what: str) -> bool:
+    def received(self, body: bytes, source: str, what: str, size: int | None = None) -> bool:
         """Whether a received notification (or other) body is within the size limit."""
-        too_large = self.check_size(body)
+        too_large = self.check_size(body, size)
         if too_large is None:
             return True
         self.refused[TOO_LARGE] += 1

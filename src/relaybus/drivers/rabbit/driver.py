@@ -17,6 +17,7 @@ when it stops (``keep_rpc_queues=1`` keeps them, as oslo does).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
@@ -78,7 +79,10 @@ class RabbitDriver(Driver):
         self._topology = Topology(self.rabbit_options)
         #: the connection's name at the broker (``rabbitmqctl list_connections client_properties``)
         self.connection_name = f"relaybus:{os.getpid()}:{uuid.uuid4()}"
-        self._hosts = connect_params(url, self.rabbit_options, self.connection_name)
+        # deliveries over max_message_size are discarded frame by frame, never assembled
+        self._hosts = [dataclasses.replace(params, max_body_size=self.max_message_size)
+                       for params in connect_params(url, self.rabbit_options,
+                                                    self.connection_name)]
         self._connector: Connector | None = None
         self._publisher: Publisher | None = None
         self._replies = PendingReplies()

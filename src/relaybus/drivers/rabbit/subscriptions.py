@@ -65,7 +65,8 @@ class RPCServerConsumer(QueueConsumer):
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
         tag = delivery.delivery_tag
-        outcome = self._intake.request(delivery.body, delivery.routing_key)
+        outcome = self._intake.request(delivery.body, delivery.routing_key,
+                                       size=delivery.body_size)
         if isinstance(outcome, Refused):
             # rejected without requeue: dead-lettered where the queue has a DLX
             acks.reject(tag, requeue=False)
@@ -111,7 +112,8 @@ class NotificationConsumer(QueueConsumer):
         self._duplicates = DuplicateFilter()
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
-        if not self._intake.received(delivery.body, delivery.routing_key, "notification"):
+        if not self._intake.received(delivery.body, delivery.routing_key, "notification",
+                                     delivery.body_size):
             acks.reject(delivery.delivery_tag, requeue=False)
             return
         try:
@@ -148,7 +150,7 @@ class ReplyConsumer(QueueConsumer):
         raise NotImplementedError("the reply consumer handles deliveries inline")
 
     def handle_now(self, delivery: Delivery) -> None:
-        reply = self._intake.reply(delivery.body, self.name)
+        reply = self._intake.reply(delivery.body, self.name, delivery.body_size)
         if reply is not None:
             self._replies.deliver(reply)
 
@@ -170,7 +172,8 @@ class TapConsumer(QueueConsumer):
         self._intake = intake
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
-        if not self._intake.received(delivery.body, self.name, "tapped message"):
+        if not self._intake.received(delivery.body, self.name, "tapped message",
+                                     delivery.body_size):
             return
         try:
             message = unpack(delivery.body)

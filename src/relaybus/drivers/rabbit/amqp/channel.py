@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -36,18 +37,26 @@ LOG = logging.getLogger(__name__)
 
 
 class Delivery:
-    """A message a consumer received."""
+    """A message a consumer received.
 
-    __slots__ = ("body", "channel", "delivery_tag", "exchange", "redelivered", "routing_key")
+    ``body_size`` is the size the broker announced; it exceeds ``len(body)`` only when the
+    body was over the connection's ``max_body_size`` and so was dropped unassembled
+    (``body`` is then empty).
+    """
+
+    __slots__ = ("body", "body_size", "channel", "delivery_tag", "exchange", "redelivered",
+                 "routing_key")
 
     def __init__(self, channel: Channel, delivery_tag: int, redelivered: bool,
-                 exchange: str, routing_key: str, body: bytes) -> None:
+                 exchange: str, routing_key: str, body: bytes,
+                 body_size: int | None = None) -> None:
         self.channel = channel
         self.delivery_tag = delivery_tag
         self.redelivered = redelivered
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
+        self.body_size = len(body) if body_size is None else body_size
 
 
 class Returned:
@@ -84,6 +93,7 @@ class Channel:
         self._connection = connection
         self._protocol = connection.protocol
         self._frame_max = connection.frame_max
+        self._max_body = connection.max_body_size
         self._unblocked = connection.unblocked
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[BaseException] = self._loop.create_future()
@@ -106,6 +116,7 @@ class Channel:
         self._content_size = 0
         self._content: list[bytes] = []
         self._received = 0
+        self._discarding = False  # a delivery over max_body_size: count, do not keep
 
     def __repr__(self) -> str:
         return f"<Channel {self.number} {'closed' if self.is_closed else 'open'}>"
@@ -230,11 +241,9 @@ class Channel:
         """Close the channel (a no-op if it is closed already)."""
         if self.closed.done():
             return
-        try:
+        with contextlib.suppress(AMQPError):
             await self.rpc(commands.Channel.Close(reply_code=200, reply_text="bye", class_id=0,
                                                   method_id=0))
-        except AMQPError:
-            pass
         self._end(ChannelClosed(0, "the channel was closed"))
 
     # -- publishing and settling -----------------------------------------------------
@@ -310,11 +319,16 @@ class Channel:
             self._content_size = codec.header_body_size(payload)
             self._content = []
             self._received = 0
+            self._discarding = (self._max_body is not None
+                                and self._content_size > self._max_body
+                                and self._content_for is not None
+                                and self._content_for[0] == "deliver")
             if self._content_size == 0:
                 self._finish_content(b"")
         elif frame_type == codec.FRAME_BODY:
-            self._content.append(payload)
             self._received += len(payload)
+            if not self._discarding:
+                self._content.append(payload)
             if self._received >= self._content_size:
                 body = self._content[0] if len(self._content) == 1 else b"".join(self._content)
                 self._finish_content(body)
@@ -337,7 +351,8 @@ class Channel:
                 self.nack(tag, requeue=True)
                 return
             try:
-                callback(Delivery(self, tag, redelivered, exchange, routing_key, body))
+                callback(Delivery(self, tag, redelivered, exchange, routing_key, body,
+                                  self._received if self._discarding else None))
             except Exception:  # noqa: BLE001 - one consumer's bug must not end the others
                 self._callback_failed(consumer_tag, tag)
         else:

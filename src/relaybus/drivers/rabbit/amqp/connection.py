@@ -60,6 +60,8 @@ class ConnectParams:
     frame_max: int = 131072
     channel_max: int = 2047
     login_method: str = "PLAIN"
+    #: deliveries announcing a larger body are counted, not assembled (None: no limit)
+    max_body_size: int | None = None
 
 
 class Connection:
@@ -81,6 +83,7 @@ class Connection:
         self.blocked = asyncio.Event()
         self.protocol: FrameProtocol = FrameProtocol(self._on_frame, self._on_lost)
         self.frame_max = params.frame_max
+        self.max_body_size = params.max_body_size
         self.channel_max = params.channel_max
         self.server_properties: dict[str, Any] = {}
         self._channels: dict[int, Channel] = {}

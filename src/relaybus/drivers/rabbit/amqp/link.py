@@ -21,10 +21,14 @@ class ChannelOwner(Protocol):
         protocol: the framing protocol the channel writes its frames to.
         frame_max: the negotiated largest frame, header and end octet included.
         unblocked: set while the broker accepts publishes (``connection.blocked`` clears it).
+        max_body_size: a delivery announcing a larger body is not assembled: its body frames
+            are counted and dropped, and it arrives empty with its announced ``body_size``
+            (None: no limit).
     """
 
     protocol: FrameProtocol
     frame_max: int
+    max_body_size: int | None
     unblocked: asyncio.Event
 
     def forget_channel(self, number: int) -> None:
