@@ -22,6 +22,7 @@ Requires pytest with pytest-asyncio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import uuid
@@ -470,6 +471,27 @@ class RPCBehaviour(_Suite):
         await bus.close()
         left = [t for t in asyncio.all_tasks() - before if not t.done()]
         assert left == [], [t.get_name() for t in left]
+
+    async def test_a_call_cancelled_at_any_await_leaves_nothing_behind(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [Compute()]):
+            client = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+            assert await client.call({}, "echo", value="warm") == "warm"  # reply inbox ready
+            running = {t for t in asyncio.all_tasks() if not t.done()}
+            for steps in range(40):  # cancel after 0, 1, 2 ... turns of the event loop
+                call = asyncio.ensure_future(client.call({}, "echo", value=steps))
+                for _ in range(steps):
+                    await asyncio.sleep(0)  # one loop turn: a scheduling point, not a wait
+                call.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    assert await call == steps  # it may have finished first
+            assert await client.call({}, "echo", value="after") == "after"
+            left = {t for t in asyncio.all_tasks() if not t.done()} - running
+            left.discard(asyncio.current_task())
+            assert not left, sorted(t.get_name() for t in left)
+            pending = getattr(bus.driver, "_replies", None)
+            if pending is not None:  # the drivers that keep a PendingReplies table
+                assert len(pending) == 0
 
     async def test_cancelled_call_leaves_nothing_behind(self, bus: relaybus.Bus,
                                                         topic: str) -> None:
