@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import nats.js.errors
 import pytest
 from nats.aio.msg import Msg
 from test_nats_support import (
-    PrivateNatsServer,
     NAMING,
     URL,
     WAIT,
+    PrivateNatsServer,
     delete_streams,
     raw_client,
     require_nats,
@@ -29,8 +29,8 @@ from relaybus import Target
 from relaybus.drivers.nats import NatsDriver
 from relaybus.drivers.nats.connection import round_trip
 from relaybus.message import build_notification, build_reply, pack, unpack
-from relaybus.testing.buses import bus_factory
 from relaybus.testing.behaviour import Compute, Recorder
+from relaybus.testing.buses import bus_factory
 from relaybus.transport.base import IncomingNotification
 
 pytestmark = pytest.mark.broker
@@ -268,7 +268,8 @@ async def test_a_malformed_notification_is_terminated_not_redelivered(
         await listener.wait()
         await round_trip(nats_driver(bus)._connection.client)
         async with asyncio.timeout(WAIT):  # the ack of the good one lands
-            while (info := await client.jsm().consumer_info(stream, "info")).num_ack_pending:
+            # the server's consumer state has no event to await: poll it under the deadline
+            while (info := await client.jsm().consumer_info(stream, "info")).num_ack_pending:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     assert info.num_redelivered == 0 and info.delivered.stream_seq == 2
     dropped = [r for r in caplog.records if "malformed notification" in r.getMessage()]

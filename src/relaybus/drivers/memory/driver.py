@@ -266,7 +266,7 @@ class MemoryDriver(Driver):
             if name not in queue_names:
                 queue_names.append(name)
 
-        def on_body_for(queue: str):  # noqa: ANN202 - a closure per queue
+        def on_body_for(queue: str):
             async def on_body(body: bytes) -> None:
                 if not self.intake.received(body, queue, "notification"):
                     return
