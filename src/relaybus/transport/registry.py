@@ -15,7 +15,7 @@ from relaybus.transport.base import Driver
 ENTRY_POINT_GROUP = "relaybus.transports"
 
 # Extra an installed-but-unusable driver needs, for a friendly error.
-_EXTRAS = {"rabbit": "rabbit", "amqp": "rabbit", "nats": "nats", "mqtt": "mqtt"}
+_EXTRAS = {"rabbit": "rabbit", "nats": "nats"}
 
 _registered: dict[str, type[Driver]] = {}
 
