@@ -168,7 +168,10 @@ class Bus:
             await consumer.stop()
         for consumer in consumers:
             await consumer.wait()
-        await self.driver.close()
+        try:
+            await self.driver.close()
+        finally:
+            await self.driver.tasks.close()  # whatever the driver's own close left running
 
     async def __aenter__(self) -> Bus:
         return self

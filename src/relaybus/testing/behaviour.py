@@ -471,6 +471,8 @@ class RPCBehaviour(_Suite):
         await bus.close()
         left = [t for t in asyncio.all_tasks() - before if not t.done()]
         assert left == [], [t.get_name() for t in left]
+        # and the driver's own close ended its tasks: its task owner had nothing to cancel
+        assert bus.driver.tasks.left_at_close == []
 
     async def test_a_call_cancelled_at_any_await_leaves_nothing_behind(
             self, bus: relaybus.Bus, topic: str) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 from relaybus.errors import MessageTooLarge, TransportError
 from relaybus.message import Notification, Reply, Request
 from relaybus.target import Target
+from relaybus.transport.tasks import TaskOwner
 from relaybus.url import TransportURL
 
 DEFAULT_CONTROL_EXCHANGE = "openstack"
@@ -110,6 +111,8 @@ class Driver(abc.ABC):
         self.control_exchange = control_exchange
         self.max_message_size = max_message_size
         self.options = options
+        #: the owner of every background task this driver starts (ended by Bus.close)
+        self.tasks = TaskOwner(f"relaybus[{url.scheme}]")
 
     def exchange_for(self, target: Target) -> str:
         """The exchange a target's messages go through."""

@@ -45,6 +45,7 @@ from relaybus.errors import (
     MessagingError,
     TransportError,
 )
+from relaybus.transport.tasks import TaskOwner
 
 LOG = logging.getLogger(__name__)
 
@@ -129,7 +130,10 @@ class Connection:
         url_text: the masked transport URL, for messages.
     """
 
-    def __init__(self, servers: ServerList, options: NatsOptions, url_text: str) -> None:
+    def __init__(self, servers: ServerList, options: NatsOptions, url_text: str,
+                 tasks: TaskOwner | None = None) -> None:
+        #: the driver's task owner; the consumers on this connection start tasks there
+        self.tasks = tasks if tasks is not None else TaskOwner("relaybus[nats]")
         self._servers = servers
         self._options = options
         self._url_text = url_text

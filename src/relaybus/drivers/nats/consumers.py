@@ -175,7 +175,7 @@ class PullConsumer:
                                                f"{self.name}.deliveries")
         self._inbox_subject = inbox
         self._connection.on_reconnect.add(self._reconnected)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+        self._task = self._connection.tasks.spawn(self._run(), name=self.name)
 
     def _reconnected(self) -> None:
         self._open = False
@@ -213,8 +213,8 @@ class PullConsumer:
                 self._lost = False
                 await self._wait_until_connected()
                 if self._recovery is None or self._recovery.done():
-                    self._recovery = loop.create_task(self._restore(),
-                                                      name=f"{self.name}.restore")
+                    self._recovery = self._connection.tasks.spawn(
+                        self._restore(), name=f"{self.name}.restore")
             self._wake.clear()
             self._handed, self._open = 0, True
             started = self._last_seen = loop.time()

@@ -119,7 +119,7 @@ class NatsDriver(Driver):
         #: the subjects, streams and consumers this bus uses
         self.naming = Naming(self.nats_options.subject_prefix, self.control_exchange)
         self._connection = Connection(server_list(url, self.nats_options),
-                                      self.nats_options, url.masked())
+                                      self.nats_options, url.masked(), self.tasks)
         #: the checks every received message goes through (and what they refused)
         self.intake = Intake("nats", self.max_message_size,
                              inbox_rule(self.nats_options.inbox_prefix))

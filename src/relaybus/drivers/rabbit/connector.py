@@ -24,6 +24,7 @@ from relaybus.errors import (
     MessagingError,
     TransportError,
 )
+from relaybus.transport.tasks import TaskOwner
 
 LOG = logging.getLogger(__name__)
 
@@ -41,9 +42,12 @@ class Connector:
     """
 
     def __init__(self, hosts: Sequence[ConnectParams], *, reconnect_delay: float,
-                 reconnect_delay_max: float, name: str = "relaybus[rabbit]") -> None:
+                 reconnect_delay_max: float, name: str = "relaybus[rabbit]",
+                 tasks: TaskOwner | None = None) -> None:
         if not hosts:
             raise ValueError("no host to connect to")
+        #: the driver's task owner; every component on this connector starts tasks there
+        self.tasks = tasks if tasks is not None else TaskOwner(name)
         self._hosts = list(hosts)
         self._delay = reconnect_delay
         self._delay_max = reconnect_delay_max
@@ -124,8 +128,7 @@ class Connector:
         self._ready.clear()
         self._connection = None
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._reconnect(), name=f"{self._name}.reconnect")
+            self._task = self.tasks.spawn(self._reconnect(), name=f"{self._name}.reconnect")
 
     async def _reconnect(self) -> None:
         delay = self._delay

@@ -109,7 +109,8 @@ class RabbitDriver(Driver):
         """
         options = self.rabbit_options
         connector = Connector(self._hosts, reconnect_delay=options.reconnect_delay,
-                              reconnect_delay_max=options.reconnect_delay_max)
+                              reconnect_delay_max=options.reconnect_delay_max,
+                              tasks=self.tasks)
         await connector.start()
         connector.on_fatal(self._give_up)
         self._connector = connector
