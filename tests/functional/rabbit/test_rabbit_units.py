@@ -13,6 +13,7 @@ import relaybus
 from relaybus.drivers.rabbit.acks import AckBatcher
 from relaybus.drivers.rabbit.amqp import codec
 from relaybus.drivers.rabbit.publisher import CONFIRM, Publisher
+from relaybus.transport.tasks import TaskOwner
 
 
 def _frames(data: bytes) -> list[Any]:
@@ -127,6 +128,9 @@ class FakeConnector:
     generation = 1
     current = None
 
+    def __init__(self) -> None:
+        self.tasks = TaskOwner("relaybus[test]")
+
 
 async def test_a_confirm_that_never_comes_ends_in_connection_failure() -> None:
     publisher = Publisher(FakeConnector(), confirms=True,  # type: ignore[arg-type]
@@ -187,6 +191,7 @@ class ConnectedConnector:
 
     def __init__(self, connection: ChannelFactory) -> None:
         self.current = connection
+        self.tasks = TaskOwner("relaybus[test]")
 
     async def connection(self, timeout: float | None) -> ChannelFactory:
         return self.current
@@ -216,7 +221,7 @@ async def test_nacks_until_the_send_timeout_end_in_transport_error() -> None:
     publisher = Publisher(ConnectedConnector(connection),  # type: ignore[arg-type]
                           confirms=True, on_returned_call=lambda returned: None)
     started = asyncio.get_running_loop().time()
-    with pytest.raises(relaybus.TransportError, match="basic.nack") as caught:
+    with pytest.raises(relaybus.TransportError, match=r"basic\.nack") as caught:
         await publisher.publish_confirmed("openstack", "t", b"x", b"", mandatory=False,
                                           unique_id=None, target=None, timeout=0.5)
     assert not isinstance(caught.value, relaybus.ConnectionFailure)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Iterable, Sequence
@@ -91,7 +92,7 @@ class QueueConsumer(Subscription, abc.ABC):
         """
         await self._attach(connection)
         if not self.inline:
-            self._task = self._loop.create_task(
+            self._task = self._connector.tasks.spawn(
                 self._run(), name=f"relaybus[rabbit].consumer[{self.name}]")
         self._connector.add_restore(self._restore)
 
@@ -155,13 +156,13 @@ class QueueConsumer(Subscription, abc.ABC):
         channel = self._channel
         self._channel = None
         if channel is not None:
-            self._loop.create_task(_close_quietly(channel),
-                                   name=f"relaybus[rabbit].consumer[{self.name}].close")
+            self._connector.tasks.spawn(_close_quietly(channel),
+                                        name=f"relaybus[rabbit].consumer[{self.name}].close")
         self._schedule_retry()
 
     def _schedule_retry(self) -> None:
         if self._retry is None or self._retry.done():
-            self._retry = self._loop.create_task(
+            self._retry = self._connector.tasks.spawn(
                 self._retry_attach(), name=f"relaybus[rabbit].consumer[{self.name}].retry")
 
     async def _retry_attach(self) -> None:
@@ -229,10 +230,9 @@ class QueueConsumer(Subscription, abc.ABC):
             self._retry.cancel()
         channel = self._channel
         if channel is not None and not channel.is_closed:
-            try:
+            # a channel that is gone delivers nothing more: nothing to cancel there
+            with contextlib.suppress(AMQPError):
                 await _all(channel.basic_cancel(tag) for tag in self._consumer_tags)
-            except AMQPError:
-                pass  # the channel is gone: nothing more can arrive on it
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
@@ -240,7 +240,7 @@ class QueueConsumer(Subscription, abc.ABC):
             await self._task
         await self.after_stop()
         if channel is not None:
-            self._closer = self._loop.create_task(
+            self._closer = self._connector.tasks.spawn(
                 self._close_when_settled(channel, self._acks),
                 name=f"relaybus[rabbit].consumer[{self.name}].close")
 
@@ -272,7 +272,5 @@ async def _all(steps: Iterable[Awaitable[object]]) -> None:
 
 
 async def _close_quietly(channel: Channel) -> None:
-    try:
+    with contextlib.suppress(AMQPError):
         await channel.close()
-    except AMQPError:
-        pass

@@ -11,6 +11,7 @@ takes down a channel that publishes or consumes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from relaybus.drivers.rabbit.amqp import AMQPError, Channel, ChannelClosed, Connection
@@ -94,8 +95,6 @@ class Declarer:
 
     async def close(self) -> None:
         if self._channel is not None and not self._channel.is_closed:
-            try:
+            with contextlib.suppress(AMQPError):
                 await self._channel.close()
-            except AMQPError:
-                pass
         self._channel = None

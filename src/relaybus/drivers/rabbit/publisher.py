@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable
@@ -333,8 +334,8 @@ class Publisher:
                     return
                 self._confirm_deadlines.append((deadline, confirmed))
                 if self._sweeper is None:
-                    self._sweeper = loop.create_task(self._sweep(timeout),
-                                                     name="relaybus[rabbit].confirm-sweeper")
+                    self._sweeper = self._connector.tasks.spawn(
+                        self._sweep(timeout), name="relaybus[rabbit].confirm-sweeper")
                 if mandatory and unique_id is not None:
                     self._returnable[unique_id] = (confirmed, target)
                 try:
@@ -404,7 +405,7 @@ class Publisher:
             del self._channels[kind]
         LOG.warning("the broker nacked a message on %s channel %d; publishing on a new channel",
                     kind, channel.number)
-        task = asyncio.get_running_loop().create_task(
+        task = self._connector.tasks.spawn(
             _close_quietly(channel), name="relaybus[rabbit].close-nacked-channel")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -452,17 +453,13 @@ class Publisher:
             await self._declarer_obj.close()
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
-            try:
+            with contextlib.suppress(AMQPError):
                 await channel.close()
-            except AMQPError:
-                pass
 
 
 async def _close_quietly(channel: Channel) -> None:
-    try:
+    with contextlib.suppress(AMQPError):
         await channel.close()
-    except AMQPError:
-        pass
 
 
 def queue_key(spec: QueueSpec) -> tuple[str, str, tuple[tuple[str, str], ...]]:

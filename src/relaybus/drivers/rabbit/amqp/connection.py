@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -242,10 +243,8 @@ class Connection:
         LOG.log(logging.INFO if code == 200 else logging.WARNING,
                 "the broker closed the connection: %s %s", code, text)
         self._close_reason = reason
-        try:
+        with contextlib.suppress(ConnectionLost):
             self.protocol.write_now(codec.pack_method(0, commands.Connection.CloseOk()))
-        except ConnectionLost:
-            pass
         self.protocol.close()
         self._fail_waiters(reason)
         if not self.closed.done():  # over now, not only once the socket is gone
