@@ -304,15 +304,20 @@ class BatchNotificationListener(_ListenerBase):
         self.batch_timeout = batch_timeout
         self._batch: list[IncomingNotification] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timed_flush: asyncio.Task[None] | None = None  # owned: awaited at drain
 
     async def _on_message(self, incoming: IncomingNotification) -> None:
         self._batch.append(incoming)
         if len(self._batch) >= self.batch_size:
             await self._flush()
         elif self._timer is None and self.batch_timeout is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.batch_timeout,
-                                          lambda: loop.create_task(self._flush()))
+            self._timer = asyncio.get_running_loop().call_later(self.batch_timeout,
+                                                                self._flush_on_time)
+
+    def _flush_on_time(self) -> None:
+        self._timer = None
+        self._timed_flush = asyncio.get_running_loop().create_task(
+            self._flush(), name="relaybus.batch-listener.flush")
 
     async def _flush(self) -> None:
         if self._timer is not None:
@@ -323,6 +328,8 @@ class BatchNotificationListener(_ListenerBase):
             await self._executor.submit(lambda: self._handle(batch))
 
     async def _before_drain(self) -> None:
+        if self._timed_flush is not None:
+            await self._timed_flush
         await self._flush()
 
     async def _handle(self, batch: list[IncomingNotification]) -> None:
