@@ -115,6 +115,17 @@ def _differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
             if expected.get(step) != actual.get(step)]
 
 
+@pytest.mark.parametrize("fleet", [
+    Fleet(servers="relaybus", client="oslo"),
+    Fleet(servers="oslo", client="relaybus"),
+    Fleet(servers="relaybus", client="relaybus"),
+], ids=lambda fleet: f"servers-{fleet.servers}-client-{fleet.client}")
+def test_oslo_dropin_fleet_matches_oslo(fleet: Fleet, baseline: dict[str, Any], url: str,
+                                        tmp_path: Path) -> None:
+    record = run_fleet(tmp_path, url, fleet)
+    assert not _differences(baseline, record), "\n".join(_differences(baseline, record))
+
+
 def test_oslo_dropin_fleet_baseline_is_repeatable(baseline: dict[str, Any], url: str,
                                                  tmp_path: Path) -> None:
     """The record does not depend on timing: a second all-oslo fleet records the same."""

@@ -70,7 +70,7 @@ def _results(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("library", ["oslo"])
+@pytest.mark.parametrize("library", ["oslo", "relaybus"])
 def test_oslo_port_example_on_fake(library: str, tmp_path: Path) -> None:
     service = _service(tmp_path, library)
     done = subprocess.run(
@@ -81,7 +81,7 @@ def test_oslo_port_example_on_fake(library: str, tmp_path: Path) -> None:
 
 @pytest.mark.broker
 @pytest.mark.parametrize(("server_library", "client_library"), [
-    ("oslo", "oslo"), ("oslo", "relaybus")])
+    ("oslo", "oslo"), ("relaybus", "relaybus"), ("relaybus", "oslo"), ("oslo", "relaybus")])
 def test_oslo_port_example_on_rabbit(server_library: str, client_library: str, url: str,
                                      tmp_path: Path) -> None:
     conf = _conf(tmp_path, url)

@@ -9,6 +9,7 @@ in :mod:`relaybus.oslo_messaging._rabbit`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
@@ -168,10 +169,9 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     """
     for group, opts in _GROUPS:
         for opt in opts:
-            try:
+            # same name, other help text: the value is read the same way
+            with contextlib.suppress(cfg.DuplicateOptError):
                 conf.register_opt(opt, group=group)
-            except cfg.DuplicateOptError:
-                pass  # same name, other help text: the value is read the same way
 
 
 def list_opts() -> list[tuple[str | None, list[Any]]]:

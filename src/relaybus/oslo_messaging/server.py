@@ -14,6 +14,7 @@ from typing import Any
 
 import relaybus
 from relaybus.oslo_messaging.exceptions import MessagingException
+from relaybus.sync import SyncConsumer
 
 __all__ = ["ExecutorLoadFailure", "MessageHandlingServer", "MessagingServerError",
            "ServerListenError"]
@@ -90,7 +91,7 @@ class MessageHandlingServer:
         self.conf = transport.conf
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._consumer: relaybus.sync.SyncConsumer | None = None
+        self._consumer: SyncConsumer | None = None
         self._started = False
 
     def _make_consumer(self, pool_size: int) -> Any:

@@ -40,7 +40,7 @@ class Target:
         self.version = version
         self.server = server
         self.fanout = fanout
-        self.accepted_namespaces = [namespace] + list(legacy_namespaces or [])
+        self.accepted_namespaces = [namespace, *list(legacy_namespaces or [])]
 
     def __call__(self, **kwargs: Any) -> Target:
         for name in _FIELDS:
@@ -68,7 +68,7 @@ def to_relaybus(target: Any, **changes: Any) -> relaybus.Target:
         relaybus.InvalidTarget: the fields break relaybus's rules (whitespace in a name,
             a version that is not ``MAJOR.MINOR``, fanout with a server...).
     """
-    fields = {name: getattr(target, name, None) for name in _FIELDS}
+    fields: dict[str, Any] = {name: getattr(target, name, None) for name in _FIELDS}
     fields.update(changes)
     fields["fanout"] = bool(fields["fanout"])
     for name in ("exchange", "topic", "namespace", "server", "version"):

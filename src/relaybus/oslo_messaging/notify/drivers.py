@@ -13,7 +13,7 @@ import fnmatch
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from relaybus.oslo_messaging import _opts
 from relaybus.oslo_messaging.notify import _impl_test
@@ -70,9 +70,10 @@ class MessagingV2Driver(MessagingDriver):
 class LogDriver(Driver):
     """Logs each notification as JSON to ``oslo.messaging.notification.<event_type>``."""
 
-    LEVELS = {"audit": logging.INFO, "debug": logging.DEBUG, "info": logging.INFO,
-              "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR,
-              "critical": logging.CRITICAL, "sample": logging.INFO}
+    LEVELS: ClassVar[dict[str, int]] = {
+        "audit": logging.INFO, "debug": logging.DEBUG, "info": logging.INFO,
+        "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR,
+        "critical": logging.CRITICAL, "sample": logging.INFO}
 
     def notify(self, ctxt: Any, message: dict[str, Any], priority: str,
                retry: int | None) -> None:

@@ -15,6 +15,7 @@ from relaybus.oslo_messaging.exceptions import InvalidTarget
 from relaybus.oslo_messaging.serializer import bridge
 from relaybus.oslo_messaging.server import MessageHandlingServer
 from relaybus.oslo_messaging.target import Target, to_relaybus
+from relaybus.sync import SyncConsumer
 
 __all__ = ["BatchNotificationServer", "NotificationServer", "NotificationServerBase",
            "get_batch_notification_listener", "get_notification_listener"]
@@ -51,7 +52,7 @@ class NotificationServerBase(MessageHandlingServer):
 class NotificationServer(NotificationServerBase):
     """Hands each notification to the endpoints of its priority."""
 
-    def _make_consumer(self, pool_size: int) -> relaybus.sync.SyncConsumer:
+    def _make_consumer(self, pool_size: int) -> SyncConsumer:
         return self.transport.bus.notification_listener(
             self._relaybus_targets(), self.endpoints, self.pool,
             serializer=bridge(self.serializer), allow_requeue=self.allow_requeue,
@@ -70,7 +71,7 @@ class BatchNotificationServer(NotificationServerBase):
         self.batch_size = batch_size or 1
         self.batch_timeout = batch_timeout
 
-    def _make_consumer(self, pool_size: int) -> relaybus.sync.SyncConsumer:
+    def _make_consumer(self, pool_size: int) -> SyncConsumer:
         return self.transport.bus.batch_notification_listener(
             self._relaybus_targets(), self.endpoints, self.batch_size,
             self.batch_timeout or None, self.pool, serializer=bridge(self.serializer),

@@ -21,6 +21,7 @@ from relaybus.oslo_messaging.exceptions import (
     MessagingException,
     MessagingTimeout,
 )
+from relaybus.oslo_messaging.rpc._remote import oslo_shaped
 from relaybus.oslo_messaging.serializer import NoOpSerializer, bridge
 from relaybus.oslo_messaging.target import Target, to_relaybus
 from relaybus.target import parse_version
@@ -46,7 +47,7 @@ class RemoteError(MessagingException, relaybus.RemoteError):
         Exception.__init__(self, f"Remote error: {exc_type} {value}\n{traceback}.")
         self.exc_type = exc_type
         self.value = value
-        self.traceback = traceback
+        self.traceback = traceback  # type: ignore[assignment]  # oslo's is text
         self.module = None
 
 
@@ -55,6 +56,10 @@ class RPCVersionCapError(MessagingException, relaybus.RPCVersionCapError):
 
     def __init__(self, version: str, version_cap: str) -> None:
         relaybus.RPCVersionCapError.__init__(self, version, version_cap)
+        # oslo's text, two spaces included: services match on it
+        self.args = ((f"Requested message version, {version} is incompatible.  It needs to "
+                     "be equal in major version and less than or equal in minor version as "
+                     f"the specified version cap {version_cap}."),)
 
 
 class ClientSendError(MessagingException):
@@ -92,6 +97,10 @@ def _translate(exc: Exception, target: Any) -> Exception:
                            _remote_text(exc))
     if isinstance(exc, relaybus.RPCVersionCapError):
         return RPCVersionCapError(exc.version, exc.version_cap)
+    shaped = oslo_shaped(exc)
+    if shaped is not exc:
+        assert isinstance(shaped, Exception)
+        return shaped
     if isinstance(exc, relaybus.InvalidTarget):
         return InvalidTarget(str(exc), target)
     if isinstance(exc, relaybus.TransportError):
@@ -203,9 +212,9 @@ class _BaseCallContext:
                 retry: Any = _marker, call_monitor_timeout: Any = _marker,
                 transport_options: Any = _marker) -> _CallContext:
         """A copy of this client with some target fields or options changed."""
-        changes = {k: v for k, v in dict(exchange=exchange, topic=topic, namespace=namespace,
-                                         version=version, server=server,
-                                         fanout=fanout).items() if v is not _marker}
+        changes = {k: v for k, v in {"exchange": exchange, "topic": topic, "namespace": namespace,
+                                         "version": version, "server": server,
+                                         "fanout": fanout}.items() if v is not _marker}
         target = self.target(**changes)
 
         def keep(value: Any, current: Any) -> Any:

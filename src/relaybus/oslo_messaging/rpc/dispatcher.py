@@ -129,6 +129,8 @@ class _EndpointProxy:
                 raise value.with_traceback(tb) from None
 
         invoke.__name__ = name
+        # untyped for relaybus: arguments and results reach the oslo serializer as they are
+        invoke.__annotations__ = {}
         self._rb_methods[name] = invoke
         return invoke
 

@@ -12,6 +12,7 @@ from relaybus.oslo_messaging.rpc.dispatcher import ExpectedException, RPCDispatc
 from relaybus.oslo_messaging.serializer import bridge
 from relaybus.oslo_messaging.server import MessageHandlingServer
 from relaybus.oslo_messaging.target import Target, to_relaybus
+from relaybus.sync import SyncConsumer
 
 __all__ = ["RPCServer", "expected_exceptions", "expose", "get_rpc_server"]
 
@@ -34,7 +35,7 @@ class RPCServer(MessageHandlingServer):
     def _listen_target(self) -> Any:
         return self.target
 
-    def _make_consumer(self, pool_size: int) -> relaybus.sync.SyncConsumer:
+    def _make_consumer(self, pool_size: int) -> SyncConsumer:
         if not (self.target.topic and self.target.server):
             raise InvalidTarget("A server's target must have topic and server names "
                                 "specified", self.target)
