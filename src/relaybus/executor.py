@@ -79,6 +79,9 @@ class Executor:
             if pending:
                 await asyncio.wait(pending)
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if cancelled:  # a cancelled handler may still run on its thread: do not wait
+                pool.shutdown(wait=False, cancel_futures=True)
+            else:  # every handler returned: join the idle threads, so none outlives stop
+                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         return cancelled
