@@ -32,7 +32,7 @@ def _run(bench: str, src: Path, scale: float) -> dict[str, Any]:
                           "relaybus", "--rounds", "1", "--scale", str(scale), "--json"],
                          env=env, capture_output=True, text=True, check=True, timeout=1800)
     data = json.loads(out.stdout)
-    return data["relaybus"] if "relaybus" in data else data
+    return data.get("relaybus", data)
 
 
 def main() -> None:

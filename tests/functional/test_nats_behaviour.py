@@ -12,7 +12,6 @@ import pytest
 from test_nats_support import BROKER, URL, delete_streams, raw_client
 
 import relaybus
-
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 
 pytestmark = pytest.mark.broker

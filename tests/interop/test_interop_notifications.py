@@ -153,8 +153,9 @@ async def test_queue_options_declare_what_oslo_declares(
     async with bus.notification_listener([Target(topic=topic)], [seen]):
         got = await seen.wait_for(2)
     assert sorted(item["payload"]["n"] for item in got) == [1, 2]
-    queues = json.loads(subprocess.run(
+    queues = json.loads((await asyncio.to_thread(
+        subprocess.run,
         ["rabbitmqctl", "-q", "--formatter", "json", "list_queues", "-p", vhost, "name",
-         "arguments"], capture_output=True, text=True, check=True, timeout=60).stdout)
+         "arguments"], capture_output=True, text=True, check=True, timeout=60)).stdout)
     (declared,) = [q["arguments"] for q in queues if q["name"] == f"{topic}.info"]
     assert {key: value for key, _, value in declared} == arguments

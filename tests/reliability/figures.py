@@ -67,7 +67,7 @@ def markdown(results: list[Figures]) -> str:
                      f"{f.received} | {f.lost} | {f.duplicated} | {recovery} | {errors} | "
                      f"{verdict} |")
     notes = [f"- {f.scenario} on {f.transport}: {note}" for f in results for note in f.notes]
-    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
 def as_json(results: list[Figures]) -> str:

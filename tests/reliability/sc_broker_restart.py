@@ -90,10 +90,11 @@ async def run(transport: str, url: str) -> Figures:
                     if seq == MESSAGES // 3:
                         restarter = asyncio.ensure_future(restart())
                     if await _send_until_confirmed(
-                            lambda: client.cast({}, "record", seq=seq), figures, deadline):
+                            lambda seq=seq: client.cast({}, "record", seq=seq), figures,
+                            deadline):
                         confirmed_casts.add(seq)
                     if await _send_until_confirmed(
-                            lambda: notifier.info({}, "restart.tick", {"seq": seq}),
+                            lambda seq=seq: notifier.info({}, "restart.tick", {"seq": seq}),
                             figures, deadline):
                         confirmed_notes.add(seq)
                     if back_up_at and not recovered_at:
@@ -102,9 +103,10 @@ async def run(transport: str, url: str) -> Figures:
                     await restarter
                 figures.confirmed = len(confirmed_casts) + len(confirmed_notes)
                 end = time.monotonic() + 30
-                while (not confirmed_casts <= set(sink.casts)
+                while (not confirmed_casts <= set(sink.casts)  # noqa: ASYNC110 - polls what sends no event
                        or not confirmed_notes <= set(sink.notes)) and time.monotonic() < end:
-                    await asyncio.sleep(0.1)  # draining: nothing signals the last arrival
+                    # draining: nothing signals the last arrival
+                    await asyncio.sleep(0.1)
     finally:
         broker.stop()
     figures.received = sum(sink.casts.values()) + sum(sink.notes.values())

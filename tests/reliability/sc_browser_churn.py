@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import statistics
@@ -314,7 +315,7 @@ def _count(figures: Figures, clients: list[Client], total: int) -> dict[str, int
         figures.received += len(client.seqs)
         figures.lost += len(expected - set(client.seqs))
         figures.duplicated += len(client.seqs) - len(set(client.seqs))
-        tally["out of order"] += sum(1 for a, b in zip(client.seqs, client.seqs[1:]) if b < a)
+        tally["out of order"] += sum(1 for a, b in itertools.pairwise(client.seqs) if b < a)
         tally["gap markers"] += sum(1 for c in client.controls if c.get("kind") == "gap")
         tally["drop reports"] += sum(1 for c in client.controls if c.get("kind") == "dropped")
         for seq, seen in client.ids.items():

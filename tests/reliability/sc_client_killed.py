@@ -41,7 +41,7 @@ async def run(transport: str, url: str) -> Figures:
                 events = Events()
                 async with events_listener(bus, topic, events):
                     tokens = [uuid.uuid4().hex for _ in range(CALLERS)]
-                    callers = [subprocess.Popen(
+                    callers = [subprocess.Popen(  # noqa: ASYNC220 - starting a child is quick
                         [sys.executable, str(HERE / "caller.py"), caller_url, topic, token],
                         env=environment(scoped_url, topic), stderr=subprocess.DEVNULL)
                         for token in tokens]
@@ -63,8 +63,8 @@ async def run(transport: str, url: str) -> Figures:
                     figures.check("server alive", server.alive())
             if vhost is not None:
                 deadline = time.monotonic() + REPLY_QUEUE_TTL + 20
-                while queues(vhost, "reply_") and time.monotonic() < deadline:
-                    await asyncio.sleep(0.5)  # polling the broker: it sends no event
+                while queues(vhost, "reply_") and time.monotonic() < deadline:  # noqa: ASYNC110 - polls what sends no event
+                    await asyncio.sleep(0.5)  # the broker sends no event
                 left = queues(vhost, "reply_")
                 figures.check("no reply queue left after expiry", not left)
                 figures.notes.append(f"{len(left)} reply queue(s) left "

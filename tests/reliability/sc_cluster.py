@@ -269,7 +269,7 @@ async def _probe(bus: relaybus.Bus, topic: str, sink: Sink) -> list[str]:
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(RETRY_PAUSE)
-    while not sink.probes >= set(targets) and time.monotonic() < deadline:
+    while not sink.probes >= set(targets) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls what sends no event
         await asyncio.sleep(0.1)  # nothing signals an arrival
     return sorted(set(targets) - sink.probes)
 
@@ -374,8 +374,8 @@ async def run(transport: str, url: str) -> Figures:
             server = consumer_bus.rpc_server(Target(topic=topic, server="s1"), [sink])
             listener = consumer_bus.notification_listener([Target(topic=ntopic)], [sink],
                                                           pool=pool)
-            names = {"producer": producer_bus.driver.connection_name,  # type: ignore
-                     "consumer": consumer_bus.driver.connection_name}  # type: ignore
+            names = {"producer": producer_bus.driver.connection_name,  # type: ignore[attr-defined]
+                     "consumer": consumer_bus.driver.connection_name}  # type: ignore[attr-defined]
             async with server, listener:
                 producer = Producer(producer_bus.rpc_client(Target(topic=topic)),
                                     producer_bus.notifier("cluster", topics=[ntopic]), figures)
@@ -389,10 +389,11 @@ async def run(transport: str, url: str) -> Figures:
                     producer.stop(grace=FAILOVER_TIMEOUT)
                     await streaming
                 end = time.monotonic() + DRAIN_TIMEOUT
-                while (not producer.confirmed["cast"] <= set(sink.casts)
+                while (not producer.confirmed["cast"] <= set(sink.casts)  # noqa: ASYNC110 - polls what sends no event
                        or not producer.confirmed["notify"] <= set(sink.notes)) \
                         and time.monotonic() < end:
-                    await asyncio.sleep(0.1)  # draining: nothing signals the last arrival
+                    # draining: nothing signals the last arrival
+                    await asyncio.sleep(0.1)
                 final_ok, final_seen = await watch.consumers(None)
                 missing = await _probe(producer_bus, topic, sink)
                 before_stop = await asyncio.to_thread(cluster.identities, names["consumer"])
@@ -421,6 +422,7 @@ async def run(transport: str, url: str) -> Figures:
     figures.notes.append(
         f"cluster of 3 formed in {formed:.1f} s; {len(casts)} casts + {len(notes)} "
         f"notifications confirmed; {sum(figures.errors.values())} failed sends retried; "
-        f"at the end: {final_seen}, probe casts lost: {missing or 'none'}; connection before/after stopping the consumers: "
+        f"at the end: {final_seen}, probe casts lost: {missing or 'none'}; "
+        f"connection before/after stopping the consumers: "
         f"{sorted(before_stop)} / {sorted(after_stop)}; run {time.monotonic() - began:.0f} s")
     return figures

@@ -8,6 +8,7 @@ with the next notification.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -63,7 +64,7 @@ async def run(transport: str, url: str) -> Figures:
             await asyncio.wait_for(letters.arrived.wait(), 20)
             await asyncio.wait_for(poisoned.healthy_seen.wait(), 20)
     figures.received = len(poisoned.healthy) + len(letters.items)
-    gaps = [b - a for a, b in zip(poisoned.attempts, poisoned.attempts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(poisoned.attempts)]
     figures.errors["RuntimeError"] = len(poisoned.attempts)
     figures.check(f"handler ran {RETRIES + 1} times", len(poisoned.attempts) == RETRIES + 1)
     figures.check("backoff between attempts",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cleanup import delete_nats_streams
 from figures import markdown
 from scenarios import SCENARIOS

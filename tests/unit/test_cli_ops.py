@@ -40,8 +40,8 @@ def relaybus_cmd(*args: str, env: dict[str, str] | None = None,
     (["notify", "e.x", "--payload", "{oops"], 2, "--payload is not valid JSON"),
     (["notify", "compute.instance.create.end", "--service", "examples.compute.service:compute",
       "--payload", '{"instance_id": "52", "host": "h"}'], 2,
-     "InvalidPayload: compute.instance.create.end payload: Expected `int`, got `str` "
-     "(at $.instance_id)"),
+     ("InvalidPayload: compute.instance.create.end payload: Expected `int`, got `str` "
+      "(at $.instance_id)")),
     (["notify", "e.x", "--service", "examples.compute.service:ComputeAPI"], 2,
      "is not a relaybus.Service"),
     (["notify", "e.x", "--service", "no_such_module:x"], 2, "cannot import module"),

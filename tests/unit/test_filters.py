@@ -9,9 +9,9 @@ def test_every_given_regex_must_match() -> None:
     rule = NotificationFilter(publisher_id=r"^compute\.", event_type=r"instance\.",
                               context={"user": "^admin$"}, metadata={"message_id": "^a"},
                               payload={"state": "^active$"})
-    good = dict(ctxt={"user": "admin"}, publisher_id="compute.h1",
-                event_type="instance.create", metadata={"message_id": "abc"},
-                payload={"state": "active"})
+    good = {"ctxt": {"user": "admin"}, "publisher_id": "compute.h1",
+                "event_type": "instance.create", "metadata": {"message_id": "abc"},
+                "payload": {"state": "active"}}
     assert rule.match(**good)
     for key, value in [("publisher_id", "network.h1"), ("ctxt", {"user": "bob"}),
                        ("ctxt", {}), ("metadata", {"message_id": "zzz"}),

@@ -41,7 +41,7 @@ async def test_poison_message_is_retried_then_dead_lettered(
             with caplog.at_level(logging.WARNING, logger="relaybus"):
                 await bus.notifier("shop", topics=["orders"]).info({"user": "u"}, "order.bad",
                                                                   {"id": 7})
-                ((ctxt, event_type, payload, message_id),) = await recorder.wait_for(1)
+                ((ctxt, event_type, payload, _message_id),) = await recorder.wait_for(1)
     assert poisoned.attempts == 4
     assert (event_type, payload) == ("order.bad", {"id": 7})
     reason = ctxt["relaybus_dead_letter"]

@@ -26,8 +26,8 @@ def render_html(document: dict[str, Any]) -> str:
     """Render the document: topology, one section per method and per event, schemas."""
     info = document["info"]
     messages = document["components"]["messages"]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(info['title'])}"
-             f"</title><style>{_STYLE}</style></head><body>",
+    parts = [(f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(info['title'])}"
+              f"</title><style>{_STYLE}</style></head><body>"),
              f"<h1>{_e(info['title'])} <small>v{_e(info['version'])}</small></h1>",
              f"<p>{_e(info.get('description', ''))}</p>", "<h2>Where messages go</h2><table>",
              "<tr><th>channel</th><th>address</th><th>meaning</th></tr>"]

@@ -49,7 +49,7 @@ class NotificationResult(enum.StrEnum):
 def _method_for(endpoint: object, priority: str) -> Callable[..., Any] | None:
     names = (priority, "warning") if priority == "warn" else (priority,)
     for name in names:
-        method = getattr(endpoint, name, None)
+        method: Callable[..., Any] | None = getattr(endpoint, name, None)
         if callable(method):
             return method
     return None

@@ -23,7 +23,7 @@ def _text(raw: Any) -> str:
     if isinstance(raw, str):
         return raw
     if isinstance(raw, os.PathLike):
-        return os.fspath(raw)  # type: ignore[return-value]
+        return os.fspath(raw)
     raise ValueError
 
 
