@@ -86,8 +86,16 @@ def run_fleet(tmp_path: Path, url: str, fleet: Fleet) -> dict[str, Any]:
              str(conf), "client"],
             capture_output=True, text=True, timeout=CLIENT_TIMEOUT, check=False)
     finally:
+        # every server is stopped even when one of them fails its stop check (a server
+        # left running would outlive the test and warn in a later one)
+        failures: list[BaseException] = []
         for host, server in servers.items():
-            _stop_server(server, host)
+            try:
+                _stop_server(server, host)
+            except BaseException as exc:  # noqa: BLE001 - raised below, after the others
+                failures.append(exc)
+        if failures:
+            raise failures[0]
     assert client.returncode == 0, client.stderr[-4000:]
     return json.loads(client.stdout.strip().splitlines()[-1])
 
