@@ -16,6 +16,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from relaybus.threadsafe import LoopInbox, settle
+
 
 class Executor:
     """Owns the tasks (and threads) that run one server's or listener's handlers."""
@@ -29,6 +31,7 @@ class Executor:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._count = 0
+        self._inbox: LoopInbox | None = None  # handler threads report back through it
 
     @property
     def in_flight(self) -> int:
@@ -59,7 +62,17 @@ class Executor:
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self._threads, thread_name_prefix=self.name)
         call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-        result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        loop = asyncio.get_running_loop()
+        if self._inbox is None:
+            self._inbox = LoopInbox(loop)
+        waiter: asyncio.Future[Any] = loop.create_future()
+        done = self._pool.submit(call)
+        done.add_done_callback(functools.partial(self._inbox.post, settle, waiter))
+        try:
+            result = await waiter
+        except asyncio.CancelledError:
+            done.cancel()  # not started yet: it never will be
+            raise
         if inspect.isawaitable(result):
             result = await result
         return result

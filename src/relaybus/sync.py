@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import concurrent.futures.thread  # imported now so that our exit hook runs before its own
+import functools
 import logging
 import threading
 import weakref
@@ -47,6 +48,7 @@ from relaybus.lifecycle import Consuming
 from relaybus.notify.notifier import Notifier
 from relaybus.rpc.client import RPCClient
 from relaybus.target import Target
+from relaybus.threadsafe import LoopInbox
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class _LoopThread:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: LoopInbox | None = None  # callers' threads hand work over through it
         self._thread: threading.Thread | None = None
         self._finished = False
         self._hooked = False
@@ -121,6 +124,7 @@ class _LoopThread:
                                           daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
+                self._inbox = LoopInbox(loop)
                 if not self._hooked:
                     self._hooked = True
                     _register_exit_hook(self.shutdown)
@@ -144,14 +148,20 @@ class _LoopThread:
         try:
             self.check_thread()
             loop = self.loop()
+            inbox = self._inbox
+            assert inbox is not None
         except BaseException:
             coro.close()
             raise
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        started: list[asyncio.Task[T]] = []
+        inbox.post(_start, loop, coro, future, started)
         try:
             return future.result(timeout)
         except BaseException:
-            future.cancel()  # interrupted (Ctrl-C, timeout): leave nothing running behind
+            # interrupted (Ctrl-C, timeout): leave nothing running behind
+            if future.cancel():
+                inbox.post(_cancel, started)
             raise
 
     def shutdown(self) -> None:
@@ -216,6 +226,35 @@ async def _quietly(step: Coroutine[Any, Any, Any], what: str) -> None:
         await step
     except Exception:  # exiting: one failure must not stop the others
         LOG.warning("relaybus.sync: %s failed at exit", what, exc_info=True)
+
+
+def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T],
+           future: concurrent.futures.Future[T], started: list[asyncio.Task[T]]) -> None:
+    """On the loop: run ``coro`` as a task whose outcome goes to the caller's ``future``."""
+    if future.cancelled():  # the caller gave up before the loop got to it
+        coro.close()
+        return
+    task = loop.create_task(coro)
+    started.append(task)
+    task.add_done_callback(functools.partial(_report, future))
+
+
+def _report(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+    if task.cancelled():
+        future.cancel()
+        return
+    if not future.set_running_or_notify_cancel():
+        return
+    exc = task.exception()
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(task.result())
+
+
+def _cancel(started: list[asyncio.Task[Any]]) -> None:
+    for task in started:
+        task.cancel()
 
 
 _runner = _LoopThread()
