@@ -20,9 +20,20 @@ EXIT_UNDELIVERABLE = 4
 EXIT_TRANSPORT = 5
 
 url_option = click.option("--url", default=None,
-                          help="Transport URL (else $RELAYBUS_URL, the config file, memory://).")
+                          help="Transport URL (else $RELAYBUS_URL, the config file, a running "
+                               "`relaybus broker`, memory://).")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Machine-readable output (one JSON document per line).")
+
+
+MEMORY_NOTE = ("memory:// lives inside this process, so no other process can reach it; "
+               "run `relaybus broker start` (pip install 'relaybus[broker]') and commands "
+               "without --url use that broker, or pass --url rabbit://... or nats://...")
+
+
+def in_process(url: str) -> bool:
+    """Whether ``url`` is the embedded transport, which no other process can reach."""
+    return relaybus.parse_url(url).scheme == "memory"
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -40,12 +51,14 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_BAD_INPUT
 
 
-def fail(exc: BaseException, as_json: bool = False) -> NoReturn:
+def fail(exc: BaseException, as_json: bool = False, hint: str | None = None) -> NoReturn:
     """Report ``exc`` in one line (or one JSON object) and exit with its code."""
     code = exit_code_for(exc)
     name = type(exc).__name__.removesuffix("_Remote")
     message = (getattr(exc, "remote_message", None) or str(exc)).splitlines()[0] \
         if str(exc) else name
+    if hint:
+        message = f"{message} ({hint})"
     if as_json:
         click.echo(json.dumps({"error": {"type": name, "message": message, "exit_code": code}}))
     else:
@@ -61,8 +74,11 @@ def settings_from(ctx: click.Context, **flags: Any) -> Settings:
         fail(exc)
 
 
-def run(coro: Coroutine[Any, Any, Any], as_json: bool = False) -> Any:
-    """Run a command's coroutine; relaybus and input errors become one line and an exit."""
+def run(coro: Coroutine[Any, Any, Any], as_json: bool = False, url: str | None = None) -> Any:
+    """Run a command's coroutine; relaybus and input errors become one line and an exit.
+
+    With ``url`` memory://, "nobody is listening" also says why that is likely so.
+    """
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
@@ -70,7 +86,9 @@ def run(coro: Coroutine[Any, Any, Any], as_json: bool = False) -> Any:
     except Exception as exc:
         if hasattr(exc, "remote_traceback") or isinstance(
                 exc, (relaybus.MessagingError, ValueError, TypeError, LookupError)):
-            fail(exc, as_json)
+            lonely = isinstance(exc, relaybus.MessageUndeliverable) and url is not None \
+                and in_process(url)
+            fail(exc, as_json, hint=MEMORY_NOTE if lonely else None)
         raise
 
 

@@ -6,6 +6,7 @@ import click
 
 from relaybus import __version__
 from relaybus.cli.bench import bench
+from relaybus.cli.broker import broker
 from relaybus.cli.config import config
 from relaybus.cli.conformance import conformance
 from relaybus.cli.demo import demo
@@ -28,7 +29,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     ctx.obj = {"config": config_file}
 
 
-for command in (bench, call, cast, config, notify, serve, tap):
+for command in (bench, broker, call, cast, config, notify, serve, tap):
     cli.add_command(command)
 cli.add_command(conformance)
 cli.add_command(demo)

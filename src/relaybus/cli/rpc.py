@@ -75,7 +75,7 @@ def call(ctx: click.Context, topic: str, method: str, pairs: tuple[str, ...],
                              settings.timeout)
             return await client.call(_context(context_json), method, **arguments)
 
-    show(run(go(), as_json), as_json)
+    show(run(go(), as_json, settings.url), as_json)
 
 
 @click.command()
@@ -100,7 +100,7 @@ def cast(ctx: click.Context, topic: str, method: str, pairs: tuple[str, ...],
                              settings.timeout)
             await client.cast(_context(context_json), method, **arguments)
 
-    run(go(), as_json)
+    run(go(), as_json, settings.url)
     if as_json:
         show("sent", as_json, key="status")
     else:

@@ -13,7 +13,7 @@ import click
 
 import relaybus
 from relaybus.cli import logs
-from relaybus.cli.common import fail, settings_from, url_option
+from relaybus.cli.common import MEMORY_NOTE, fail, in_process, settings_from, url_option
 from relaybus.contracts.loading import LoadError, as_service, load_object
 
 LOG = logging.getLogger("relaybus.serve")
@@ -91,6 +91,8 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
                         extra={"topic": service.target.topic, "server": service.target.server})
             print(f"ready: {service.name} on {service.target.topic}.{service.target.server}",
                   file=sys.stderr, flush=True)
+            if in_process(settings.url):
+                LOG.warning("%s", MEMORY_NOTE)  # a log line: --log-format json stays JSON
             await stop.wait()
             LOG.warning("stopping: no new requests; letting %d in progress finish",
                         rpc.executor.in_flight)

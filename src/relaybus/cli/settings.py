@@ -1,7 +1,8 @@
 """Settings for the commands: flags, then environment variables, then a TOML file.
 
 The file is ``--config PATH``, else ``$RELAYBUS_CONFIG``, else ``./relaybus.toml`` when it
-exists; its keys live at the top level or under a ``[relaybus]`` table.
+exists; its keys live at the top level or under a ``[relaybus]`` table. A URL given none of
+these ways is the running ``relaybus broker``'s, else ``memory://``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relaybus.cli import localbroker
 from relaybus.url import parse_url
 
 CONFIG_ENV = "RELAYBUS_CONFIG"
@@ -143,4 +145,8 @@ def resolve(flags: Mapping[str, Any], config: str | None = None,
                 raise SettingsError(f"{name} from {source}: {raw!r} {exc}") from None
             settings.sources[name] = source
             break
+    if settings.sources["url"] == "default":
+        local = localbroker.running_url(environ)
+        if local is not None:
+            settings.values["url"], settings.sources["url"] = local, "relaybus broker"
     return settings
