@@ -25,8 +25,8 @@ EXTRA_OF = [
     ("drivers/rabbit/", "rabbit"),
     ("drivers/nats/", "nats"),
     ("gateway/", "gateway"),
-    ("cli/listen.py", "gateway"),
-    ("cli/localbroker.py", "broker"),  # runs the extra's nats-server binary  # follows a gateway over WebSocket or MQTT
+    ("cli/listen.py", "gateway"),  # follows a gateway over WebSocket or MQTT
+    ("cli/localbroker.py", "broker"),  # runs the extra's nats-server binary
     ("telemetry.py", "ops"),
     ("cli/serve.py", "ops"),  # --metrics-port
     ("oslo_messaging/", "oslo"),
