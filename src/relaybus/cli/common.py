@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, NoReturn
 
 import click
 
 import relaybus
+from relaybus.cli import logs
 from relaybus.cli.settings import Settings, SettingsError, resolve
 
 EXIT_REMOTE_ERROR = 1
@@ -51,12 +53,45 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_BAD_INPUT
 
 
+class CommandError(click.ClickException):
+    """A failure the user can act on: one line ``error: ...`` and an exit code from above."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        setattr(self, "exit_code", exit_code)  # noqa: B010 - click declares it a ClassVar
+
+    @classmethod
+    def of(cls, exc: BaseException, prefix: str = "") -> CommandError:
+        """The one line and exit code that report ``exc``."""
+        return cls(f"{prefix}{type(exc).__name__}: {one_line(exc)}", exit_code_for(exc))
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def seconds(value: float) -> str:
+    """A duration as people write it: ``1``, ``0.5``, ``12``, ``0.05``."""
+    if value >= 10:
+        return f"{value:.0f}"
+    return f"{value:.1f}".removesuffix(".0") if value >= 0.1 else f"{value:.1g}"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of what ``exc`` says (the remote side's text for a remote error),
+    with durations rounded (``Timed out after 0.9956106820000059 s`` says ``1 s``)."""
+    text = getattr(exc, "remote_message", None) or str(exc)
+    if not text.strip():
+        cause = exc.__cause__ or exc.__context__
+        return one_line(cause) if cause is not None else type(exc).__name__
+    return re.sub(r"\b(\d+\.\d+) s\b", lambda m: f"{seconds(float(m[1]))} s",
+                  text.splitlines()[0])
+
+
 def fail(exc: BaseException, as_json: bool = False, hint: str | None = None) -> NoReturn:
     """Report ``exc`` in one line (or one JSON object) and exit with its code."""
     code = exit_code_for(exc)
     name = type(exc).__name__.removesuffix("_Remote")
-    message = (getattr(exc, "remote_message", None) or str(exc)).splitlines()[0] \
-        if str(exc) else name
+    message = one_line(exc)
     if hint:
         message = f"{message} ({hint})"
     if as_json:
@@ -74,10 +109,34 @@ def settings_from(ctx: click.Context, **flags: Any) -> Settings:
         fail(exc)
 
 
-def run(coro: Coroutine[Any, Any, Any], as_json: bool = False, url: str | None = None) -> Any:
+def quiet_logs(settings: Settings) -> None:
+    """For a command that ends with one line: relaybus logs errors only, unless told.
+
+    A refused login, say, is the command's one error line; the driver's warning about the
+    same closed connection would be a second.
+    """
+    level = "error" if settings.sources["log_level"] == "default" else settings.log_level
+    logs.configure(level, settings.log_format)
+
+
+def rpc_hint(url: str, namespace: str | None) -> Callable[[BaseException], str | None]:
+    """What to add to a call's or cast's error line: why nobody may listen, or that the
+    service's endpoints may need ``--namespace``."""
+    def hint(exc: BaseException) -> str | None:
+        if isinstance(exc, relaybus.MessageUndeliverable) and in_process(url):
+            return MEMORY_NOTE
+        if isinstance(exc, relaybus.UnsupportedVersion) and namespace is None \
+                and "no endpoint in namespace None" in one_line(exc):
+            return "its endpoints have a namespace: pass --namespace NAME"
+        return None
+    return hint
+
+
+def run(coro: Coroutine[Any, Any, Any], as_json: bool = False,
+        hint: Callable[[BaseException], str | None] | None = None) -> Any:
     """Run a command's coroutine; relaybus and input errors become one line and an exit.
 
-    With ``url`` memory://, "nobody is listening" also says why that is likely so.
+    ``hint(exc)`` may add a few words to the line (see :func:`rpc_hint`).
     """
     try:
         return asyncio.run(coro)
@@ -86,9 +145,7 @@ def run(coro: Coroutine[Any, Any, Any], as_json: bool = False, url: str | None =
     except Exception as exc:
         if hasattr(exc, "remote_traceback") or isinstance(
                 exc, (relaybus.MessagingError, ValueError, TypeError, LookupError)):
-            lonely = isinstance(exc, relaybus.MessageUndeliverable) and url is not None \
-                and in_process(url)
-            fail(exc, as_json, hint=MEMORY_NOTE if lonely else None)
+            fail(exc, as_json, hint=hint(exc) if hint is not None else None)
         raise
 
 

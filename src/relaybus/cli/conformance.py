@@ -10,11 +10,23 @@ import socket
 import click
 
 import relaybus
-from relaybus.contracts.conformance import reference_server, run_checks
+from relaybus import Target
+from relaybus.cli.common import fail, settings_from, url_option
+from relaybus.contracts.conformance import NAMESPACE, WAIT, reference_server, run_checks
 
 
 async def _check(url: str | None, topic: str) -> list[dict[str, object]]:
     async with await relaybus.connect(url) as bus:
+        # One question first: when nobody listens (or answers), every check would fail for
+        # that one reason; say it once instead.
+        probe = bus.rpc_client(Target(topic=topic, namespace=NAMESPACE, version="1.0"),
+                               timeout=WAIT)
+        try:
+            await probe.call({}, "whoami")
+        except (relaybus.MessageUndeliverable, relaybus.MessagingTimeout):
+            raise
+        except relaybus.MessagingError:
+            pass  # it answers; the checks say how well
         return [vars(r) for r in await run_checks(bus, topic)]
 
 
@@ -31,23 +43,30 @@ async def _serve(url: str | None, topic: str, server: str) -> None:
 
 
 @click.command()
-@click.option("--url", default=None, envvar="RELAYBUS_URL",
-              help="Transport URL (default: $RELAYBUS_URL, else memory://).")
+@url_option
 @click.option("--topic", required=True, help="The topic the server under test listens on.")
 @click.option("--serve", is_flag=True,
               help="Run the reference server instead of checking one.")
 @click.option("--server", default=None, help="With --serve: the server name (default: host).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def conformance(url: str | None, topic: str, serve: bool, server: str | None,
-                as_json: bool) -> None:
-    """Check that the server on TOPIC implements relaybus's echo contract."""
+@click.pass_context
+def conformance(ctx: click.Context, url: str | None, topic: str, serve: bool,
+                server: str | None, as_json: bool) -> None:
+    """Check that the server on TOPIC implements relaybus's echo contract.
+
+    Exit codes: 0 every check passed, 1 a check failed, 2 bad input, 3 no answer, 4 nobody
+    listens on TOPIC, 5 transport failure.
+    """
+    url = settings_from(ctx, url=url).url
     try:
         if serve:
             asyncio.run(_serve(url, topic, server or socket.gethostname()))
             return
         results = asyncio.run(_check(url, topic))
     except (relaybus.MessagingError, ValueError) as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+        lonely = isinstance(exc, relaybus.MessageUndeliverable)
+        fail(exc, as_json, hint=f"start the server under test, or `relaybus conformance "
+                                f"--serve --topic {topic}`" if lonely else None)
     passed = sum(1 for r in results if r["passed"])
     if as_json:
         click.echo(json.dumps({"results": results, "passed": passed,

@@ -21,6 +21,7 @@ from rich.table import Table
 
 import relaybus
 from relaybus import Target
+from relaybus.cli.common import CommandError, settings_from, url_option
 from relaybus.cli.console_demo import run_console_demo
 from relaybus.cli.demo_services import HOSTS, ComputeManager, InstanceNotFound
 
@@ -135,23 +136,27 @@ async def run_demo(url: str | None) -> tuple[list[Step], relaybus.TransportURL]:
 
 
 @click.command()
-@click.option("--url", default=None, envvar="RELAYBUS_URL",
-              help="Transport URL (default: $RELAYBUS_URL, else memory://).")
+@url_option
 @click.option("--console", "web_console", is_flag=True,
               help="Keep the services running and notifying, with the firehose gateway and "
                    "its web console attached (Ctrl-C stops).")
 @click.option("--http", default="127.0.0.1:8765", show_default=True,
               help="With --console: where the console listens (port 0: any free port).")
-def demo(url: str | None, web_console: bool, http: str) -> None:
-    """Run a small nova-like scenario and report what happened."""
+@click.pass_context
+def demo(ctx: click.Context, url: str | None, web_console: bool, http: str) -> None:
+    """Run a small nova-like scenario and report what happened.
+
+    Exit codes: 0 done, 2 bad input, 3 a timeout, 5 transport failure.
+    """
+    url = settings_from(ctx, url=url).url
     if web_console:
         run_console_demo(url, http)
         return
     console = Console()
     try:
         steps, used = asyncio.run(run_demo(url))
-    except relaybus.MessagingError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    except (relaybus.MessagingError, ValueError) as exc:
+        raise CommandError.of(exc) from None
     table = Table(title=f"relaybus demo on {used}")
     table.add_column("step")
     table.add_column("outcome")

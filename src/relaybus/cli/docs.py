@@ -7,6 +7,7 @@ import json
 import click
 import yaml
 
+from relaybus.cli.common import EXIT_BAD_INPUT, CommandError
 from relaybus.contracts import asyncapi_document
 from relaybus.contracts.html import render_html
 from relaybus.contracts.loading import LoadError, as_service, load_object
@@ -27,7 +28,7 @@ def docs(reference: str, fmt: str, topic: str | None, control_exchange: str,
     try:
         service = as_service(load_object(reference), topic=topic)
     except LoadError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc), EXIT_BAD_INPUT) from None
     document = asyncapi_document(service, control_exchange=control_exchange)
     if fmt == "json":
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
@@ -37,7 +38,10 @@ def docs(reference: str, fmt: str, topic: str | None, control_exchange: str,
     else:
         text = render_html(document)
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise CommandError(f"cannot write {output}: {exc.strerror}", EXIT_BAD_INPUT) from None
     else:
         click.echo(text, nl=False)

@@ -16,7 +16,7 @@ import click
 
 import relaybus
 from relaybus.cli import gateway_run
-from relaybus.cli.common import settings_from
+from relaybus.cli.common import EXIT_BAD_INPUT, CommandError, settings_from
 
 
 async def serve_firehose(url: str | None, options: Any, **connect_options: Any) -> None:
@@ -110,7 +110,7 @@ def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
         gateway.origins.Origins(allowed_origins)
         gateway.limits.ConnectionLimits(max_connections, header_timeout).raise_open_files()
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise CommandError(str(exc), EXIT_BAD_INPUT) from None
     settings = settings_from(ctx, url=url)
     connect_options = {}
     if settings.sources["control_exchange"] != "default":  # else the URL's own, if any

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -18,7 +19,9 @@ from typing import Any
 import click
 
 import relaybus
+from relaybus.cli.common import EXIT_BAD_INPUT, EXIT_TRANSPORT, CommandError
 
+BAD_ADDRESS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 GATEWAY_EXTRA = "the firehose needs the gateway extra: pip install 'relaybus[gateway]'"
 
 
@@ -27,7 +30,7 @@ def gateway_module() -> Any:
     try:
         import relaybus.gateway as gateway
     except ImportError as exc:  # starlette, uvicorn or aiomqtt missing
-        raise click.ClickException(f"{GATEWAY_EXTRA} ({exc})") from exc
+        raise CommandError(f"{GATEWAY_EXTRA} ({exc})", EXIT_BAD_INPUT) from exc
     return gateway
 
 
@@ -52,13 +55,15 @@ def run(main: Callable[[], Any]) -> None:
     refused = gateway.mqtt.MqttRefused
     try:
         asyncio.run(main())
-    except* refused as group:
-        raise click.ClickException(str(group.exceptions[0])) from None
+    except* refused as group:  # the MQTT broker said no (credentials, not authorised)
+        raise CommandError(str(group.exceptions[0]), EXIT_TRANSPORT) from None
     except* relaybus.MessagingError as group:
+        raise CommandError.of(group.exceptions[0]) from None
+    except* OSError as group:  # e.g. the HTTP port is taken (bad input), or unreachable
         exc = group.exceptions[0]
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-    except* OSError as group:  # e.g. the HTTP port is taken
-        raise click.ClickException(f"cannot start the gateway: {group.exceptions[0]}") from None
+        mine = isinstance(exc, OSError) and exc.errno in BAD_ADDRESS
+        raise CommandError(f"cannot start the gateway: {exc}",
+                           EXIT_BAD_INPUT if mine else EXIT_TRANSPORT) from None
 
 
 def announce(gateway: Any, bus: relaybus.Bus, extra: str = "") -> None:

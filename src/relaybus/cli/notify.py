@@ -12,6 +12,7 @@ from relaybus.cli.common import (
     fail,
     json_option,
     parse_json_object,
+    quiet_logs,
     run,
     settings_from,
     url_option,
@@ -40,6 +41,7 @@ def notify(ctx: click.Context, event_type: str, payload: str, priority: str,
            context_json: str | None, url: str | None, as_json: bool) -> None:
     """Send notification EVENT_TYPE with a JSON payload."""
     settings = settings_from(ctx, url=url)
+    quiet_logs(settings)
     emits: dict[str, Any] = {}
     if service_ref is not None:
         service = _service(service_ref, as_json)

@@ -12,6 +12,8 @@ from relaybus.cli.common import (
     json_option,
     parse_arguments,
     parse_json_object,
+    quiet_logs,
+    rpc_hint,
     run,
     settings_from,
     show,
@@ -66,6 +68,7 @@ def call(ctx: click.Context, topic: str, method: str, pairs: tuple[str, ...],
     the topic, 5 transport failure.
     """
     settings = settings_from(ctx, url=url, timeout=timeout)
+    quiet_logs(settings)
 
     async def go() -> Any:
         arguments = parse_arguments(pairs, args_json)
@@ -75,7 +78,7 @@ def call(ctx: click.Context, topic: str, method: str, pairs: tuple[str, ...],
                              settings.timeout)
             return await client.call(_context(context_json), method, **arguments)
 
-    show(run(go(), as_json, settings.url), as_json)
+    show(run(go(), as_json, rpc_hint(settings.url, namespace)), as_json)
 
 
 @click.command()
@@ -91,6 +94,7 @@ def cast(ctx: click.Context, topic: str, method: str, pairs: tuple[str, ...],
     Exit codes: 0 sent, 2 bad input, 4 nobody listens on the topic, 5 transport failure.
     """
     settings = settings_from(ctx, url=url)
+    quiet_logs(settings)
 
     async def go() -> None:
         arguments = parse_arguments(pairs, args_json)
@@ -100,7 +104,7 @@ def cast(ctx: click.Context, topic: str, method: str, pairs: tuple[str, ...],
                              settings.timeout)
             await client.cast(_context(context_json), method, **arguments)
 
-    run(go(), as_json, settings.url)
+    run(go(), as_json, rpc_hint(settings.url, namespace))
     if as_json:
         show("sent", as_json, key="status")
     else:

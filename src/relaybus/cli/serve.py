@@ -74,7 +74,12 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
         except ImportError:
             fail(ValueError("--metrics-port needs prometheus-client: "
                             "pip install 'relaybus[ops]'"))
-        prometheus_client.start_http_server(settings.metrics_port, settings.metrics_addr)
+        try:
+            prometheus_client.start_http_server(settings.metrics_port, settings.metrics_addr)
+        except OSError as exc:
+            fail(ValueError(f"--metrics-port {settings.metrics_port}: cannot listen on "
+                            f"{settings.metrics_addr}:{settings.metrics_port} "
+                            f"({exc.strerror or exc}); choose another port"))
 
     async def go() -> None:
         async with await relaybus.connect(settings.url,

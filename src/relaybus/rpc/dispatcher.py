@@ -156,4 +156,9 @@ class RPCDispatcher:
                 return candidate
         if matched:
             raise NoSuchMethod(method)
-        raise UnsupportedVersion(version, method)
+        unsupported = UnsupportedVersion(requested, method)  # oslo's text, the version used
+        if all(endpoint.namespace != namespace for endpoint in self._endpoints):
+            # oslo says "version" for this too; the caller is told which it was
+            unsupported.remote_message = (  # type: ignore[attr-defined]
+                f"{unsupported} (no endpoint in namespace {namespace!r})")
+        raise unsupported
