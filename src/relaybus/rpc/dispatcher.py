@@ -41,7 +41,15 @@ def expose(func: F) -> F:
 
 
 class RPCAccessPolicy(abc.ABC):
-    """Decides which endpoint methods remote callers may invoke."""
+    """Decides which endpoint methods remote callers may invoke.
+
+    Attributes:
+        explain_namespace: a caller whose namespace no endpoint serves gets
+            ``UnsupportedVersion`` with "(no endpoint in namespace ...)" added to the message
+            (oslo.messaging says only "version"); False keeps oslo's exact text.
+    """
+
+    explain_namespace: bool = True
 
     @abc.abstractmethod
     def is_allowed(self, endpoint: object, name: str, method: Callable[..., Any]) -> bool:
@@ -157,7 +165,8 @@ class RPCDispatcher:
         if matched:
             raise NoSuchMethod(method)
         unsupported = UnsupportedVersion(requested, method)  # oslo's text, the version used
-        if all(endpoint.namespace != namespace for endpoint in self._endpoints):
+        if self._policy.explain_namespace \
+                and all(endpoint.namespace != namespace for endpoint in self._endpoints):
             # oslo says "version" for this too; the caller is told which it was
             unsupported.remote_message = (  # type: ignore[attr-defined]
                 f"{unsupported} (no endpoint in namespace {namespace!r})")
