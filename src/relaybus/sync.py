@@ -48,7 +48,7 @@ from relaybus.lifecycle import Consuming
 from relaybus.notify.notifier import Notifier
 from relaybus.rpc.client import RPCClient
 from relaybus.target import Target
-from relaybus.threadsafe import LoopInbox
+from relaybus.threadsafe import LoopInbox, report
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
@@ -236,20 +236,7 @@ def _start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T],
         return
     task = loop.create_task(coro)
     started.append(task)
-    task.add_done_callback(functools.partial(_report, future))
-
-
-def _report(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
-    if task.cancelled():
-        future.cancel()
-        return
-    if not future.set_running_or_notify_cancel():
-        return
-    exc = task.exception()
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(task.result())
+    task.add_done_callback(functools.partial(report, future))
 
 
 def _cancel(started: list[asyncio.Task[Any]]) -> None:

@@ -57,6 +57,20 @@ class LoopInbox:
                     "exception": exc})
 
 
+def report(future: concurrent.futures.Future[Any], task: asyncio.Future[Any]) -> None:
+    """Give a waiting thread's ``future`` the outcome of ``task`` (finished on the loop)."""
+    if task.cancelled():
+        future.cancel()
+        return
+    if not future.set_running_or_notify_cancel():
+        return
+    exc = task.exception()
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(task.result())
+
+
 def settle(waiter: asyncio.Future[Any], done: concurrent.futures.Future[Any]) -> None:
     """Give ``waiter`` (on its loop) the outcome of ``done`` (finished on a thread)."""
     if waiter.done():
