@@ -1,4 +1,5 @@
-"""The HTTP side: the console page, /ws (WebSocket), /events (SSE), /publish, /healthz, /stats.
+"""The HTTP side: the console page, /ws (WebSocket), /events (SSE), /publish, /stats and the
+probes (/livez, /startupz, /readyz, /healthz).
 
 Every client names the topics it wants with MQTT-style filters (``?topic=nova/%23``,
 repeatable), may resume after the last event id it saw (``?since=`` on /ws;
@@ -323,6 +324,41 @@ class _WebSocketStream:
                                               "ref": request.get("ref")}).decode())
 
 
+class _Probes:
+    """/livez and /startupz, beside /readyz and /healthz (Kubernetes' three probes).
+
+    - /livez: the event loop answers (this handler runs on it), whatever the brokers do, so
+      a broker outage never gets the gateway restarted. 200 always; ``loop_lag_ms`` is how
+      long one turn of the loop took to come back to it.
+    - /startupz: the gateway has started: it listens to the bus and, with ``--mqtt``, its
+      bridge has connected once. 503 ``"starting"`` with ``waiting_for`` until then; once
+      started it stays started (later outages are /readyz's to report).
+    """
+
+    def __init__(self, ctx: WebContext) -> None:
+        self.ctx = ctx
+        self._started = False
+
+    async def livez(self, request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.sleep(0)
+        return JSONResponse({"status": "alive", "instance": self.ctx.instance,
+                             "loop_lag_ms": round((loop.time() - began) * 1000, 3)})
+
+    async def startupz(self, request: Request) -> Response:
+        _, health = self.ctx.health(False)
+        waiting = [] if health["listening"] else ["the bus listeners"]
+        if health["mqtt"] is False:
+            waiting.append("the first connection to the MQTT broker")
+        self._started = self._started or not waiting
+        if self._started:
+            return JSONResponse({"status": "started", "instance": self.ctx.instance})
+        return JSONResponse({"status": "starting", "instance": self.ctx.instance,
+                             "waiting_for": waiting, "problems": health["problems"]},
+                            status_code=503)
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
     """The request body, or None once it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
@@ -380,6 +416,8 @@ def build_app(ctx: WebContext) -> Starlette:
         ready, details = ctx.ready()
         return JSONResponse(details, status_code=200 if ready else 503)
 
+    probes = _Probes(ctx)
+
     routes: list[BaseRoute] = [Route(path, static.serve, methods=["GET"]) for path in STATIC]
     routes += [
         Route("/events", _ServerSentEvents(ctx), methods=["GET", "OPTIONS"]),
@@ -388,6 +426,8 @@ def build_app(ctx: WebContext) -> Starlette:
         Route("/stats", stats, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/livez", probes.livez, methods=["GET"]),
+        Route("/startupz", probes.startupz, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(CORS, origins=ctx.origins)
