@@ -2,8 +2,9 @@
 
 The README's firehose filter on a default setup, a forgotten namespace, a busy metrics port,
 exit codes of docs/firehose/demo, conformance with nobody listening, timeout figures, a
-wrong password. Processes talk through a ``relaybus broker`` of this module's own (its own
-state directory and port; stopped at the end), or the shared RabbitMQ where a test says so.
+wrong password, a NATS URL at a port that is not NATS. Processes talk through a ``relaybus
+broker`` of this module's own (its own state directory and port; stopped at the end), or the
+shared RabbitMQ where a test says so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,3 +230,54 @@ def test_a_wrong_nats_password_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 5
     assert "AuthenticationFailure" in _one_line(result.stderr)
     assert right.returncode == 0, right.stderr
+
+
+@contextlib.contextmanager
+def _not_nats(kind: str) -> Iterator[str]:
+    """host:port of a service that is not NATS: RabbitMQ, a silent port, a chatty one."""
+    if kind == "rabbitmq":
+        yield "127.0.0.1:5672"
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()  # the kernel accepts connections; nobody answers them
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+        if kind == "silent":
+            yield address
+            return
+        done = threading.Event()
+
+        def greet() -> None:  # what an SSH server says first
+            while not done.is_set():
+                with contextlib.suppress(OSError):
+                    conn, _ = sock.accept()
+                    with conn:
+                        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+        sock.settimeout(0.2)
+        thread = threading.Thread(target=greet, daemon=True)
+        thread.start()
+        try:
+            yield address
+        finally:
+            done.set()
+            thread.join()
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("rabbitmq", "(no INFO within 2 s)"),
+    ("silent", "(no INFO within 2 s)"),
+    ("chatty", "(it sent b'SSH-2.0-OpenSSH_9.6', not INFO)"),
+])
+def test_a_nats_url_at_a_port_that_is_not_nats_fails_fast(tmp_path: Path, kind: str,
+                                                          reason: str) -> None:
+    with _not_nats(kind) as address:
+        started = time.monotonic()
+        result = Env(tmp_path).cmd("notify", "x.y", "--payload", "{}", "--url",
+                                   f"nats://{address}")
+        took = time.monotonic() - started
+    assert result.returncode == 5, result.stderr
+    line = _one_line(result.stderr)
+    assert f"{address} did not answer as a NATS server {reason}" in line, line
+    # nats-py alone waits connect_timeout (5 s) per attempt, twice: 10.5 s and no reason
+    assert took < 8, took

@@ -37,6 +37,7 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from relaybus import telemetry
+from relaybus.drivers.nats import probe
 from relaybus.drivers.nats.options import NatsOptions, ServerList
 from relaybus.drivers.nats.slow_consumers import SlowConsumerReport
 from relaybus.errors import (
@@ -67,6 +68,10 @@ _FATAL_WHILE_OPENING = (ssl.SSLError, nats.errors.SecureConnRequiredError,
 
 class _Abort(Exception):
     """Raised from nats-py's error callback to end its connect loop on a fatal error."""
+
+
+class _NotNats(Exception):
+    """No server of the URL greeted as NATS (the message says what they did instead)."""
 
 
 def is_auth_error(exc: BaseException | None) -> bool:
@@ -163,7 +168,9 @@ class Connection:
 
         Raises:
             AuthenticationFailure: the server refused the credentials.
-            ConnectionFailure: no server could be reached.
+            ConnectionFailure: no server could be reached, or none answered as a NATS
+                server (within ``probe.PROBE_AFTER + probe.INFO_TIMEOUT`` seconds, not
+                ``connect_timeout`` per attempt).
         """
         opts = self._options
         client = Client()
@@ -194,7 +201,13 @@ class Connection:
                 kwargs["tls_hostname"] = opts.tls_hostname
         self._opening = True
         try:
-            await client.connect(**kwargs)
+            await self._connect(client, kwargs)
+        except _NotNats as exc:
+            self._opening = False
+            self._opening_errors = []
+            await _quietly_close(client, timeout=0.5)
+            raise ConnectionFailure(f"cannot connect to NATS at {self._url_text}: "
+                                    f"{exc}") from None
         except (_Abort, nats.errors.Error, OSError, TimeoutError) as exc:
             self._opening = False
             await _quietly_close(client, timeout=0.5)
@@ -205,12 +218,47 @@ class Connection:
                 raise AuthenticationFailure(
                     f"the NATS server at {self._url_text} refused the credentials") from refusal
             cause = errors[0]
+            if any("expecting INFO" in str(e) for e in errors):  # something else answered
+                reason = await probe.not_nats(self._servers.servers, opts.connect_timeout)
+                if reason is not None:
+                    raise ConnectionFailure(f"cannot connect to NATS at {self._url_text}: "
+                                            f"{reason}") from None
             raise ConnectionFailure(f"cannot connect to NATS at {self._url_text}: "
                                     f"{type(cause).__name__}: {cause}") from cause
         self._opening = False
         client.options["max_reconnect_attempts"] = opts.max_reconnect_attempts
         self._opening_errors = []
         self._client = client
+
+    async def _connect(self, client: Client, kwargs: dict[str, Any]) -> None:
+        """``client.connect``; if it is slow, check that the servers speak NATS at all.
+
+        A port that accepts but is not NATS (RabbitMQ's, a silent one) would otherwise
+        cost ``connect_timeout`` per attempt and end in an empty TimeoutError.
+
+        Raises:
+            _NotNats: no server greeted with INFO; the message says what they did.
+        """
+        connecting: asyncio.Future[Any] = asyncio.ensure_future(client.connect(**kwargs))
+        probing: asyncio.Future[Any] | None = None
+        try:
+            done, _ = await asyncio.wait({connecting}, timeout=probe.PROBE_AFTER)
+            if not done:
+                probing = asyncio.ensure_future(probe.not_nats(
+                    self._servers.servers, self._options.connect_timeout))
+                done, _ = await asyncio.wait({connecting, probing},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if connecting not in done:
+                    reason = probing.result()
+                    if reason is not None:
+                        raise _NotNats(reason)
+            await connecting
+        finally:
+            for task in (connecting, probing):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
 
     def _choose_server(self, servers: list[Any], info: dict[str, Any]) -> tuple[Any, float]:
         """nats-py's reconnect hook: the least-failed server, after a jittered backoff."""
