@@ -6,6 +6,7 @@ is the default. Start with :func:`connect`.
 
 from relaybus.bus import Bus, connect
 from relaybus.contracts.service import Service
+from relaybus.delivery import DeadLetterReason, DeliveryPolicy
 from relaybus.errors import (
     AuthenticationFailure,
     ConnectionFailure,
@@ -52,7 +53,9 @@ __all__ = [
     "BatchNotificationListener",
     "Bus",
     "ConnectionFailure",
+    "DeadLetterReason",
     "DefaultRPCAccessPolicy",
+    "DeliveryPolicy",
     "ExplicitRPCAccessPolicy",
     "InvalidArguments",
     "InvalidPayload",

@@ -233,3 +233,24 @@ def count_reconnect(transport: str) -> None:
     """Drivers call this after re-establishing a lost connection."""
     if _metrics is not None:
         _metrics.reconnects(transport).inc()
+
+
+# -- delivery policies (relaybus.delivery): kept apart so it rebases on any telemetry ------
+
+_DELIVERY_DOCS = {
+    "retries": "Handler runs retried under a delivery policy, by target and error",
+    "dead_letters": "Messages given up on and dead-lettered, by target and error",
+    "delayed": "Messages sent with a delay, by target and delay bucket",
+}
+_delivery_metrics: dict[str, _Children] = {}
+
+
+def count_delivery(what: str, target: str, reason: str) -> None:
+    """Count a retry, a dead letter or a delayed message (``what``: a key of the docs)."""
+    if prometheus is None:
+        return
+    metric = _delivery_metrics.get(what)
+    if metric is None:
+        metric = _delivery_metrics[what] = _Children(prometheus.Counter(
+            f"relaybus_delivery_{what}_total", _DELIVERY_DOCS[what], ["target", "reason"]))
+    metric(target, reason).inc()

@@ -13,6 +13,7 @@ from test_nats_support import BROKER, URL, delete_streams, raw_client
 
 import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
+from relaybus.testing.delivery_behaviour import DeliveryBehaviour
 
 pytestmark = pytest.mark.broker
 
@@ -38,3 +39,13 @@ class TestNatsNotifications(NotificationBehaviour):
     async def _delete_streams(self, topic: str) -> AsyncIterator[None]:
         yield
         await delete_streams([topic])
+
+
+class TestNatsDelivery(DeliveryBehaviour):
+    transport_url = URL
+    broker = BROKER
+
+    @pytest.fixture(autouse=True)
+    async def _delete_streams(self, topic: str) -> AsyncIterator[None]:
+        yield
+        await delete_streams([topic, self.dlq(topic)])

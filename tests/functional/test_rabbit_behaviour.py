@@ -14,6 +14,7 @@ import pytest
 import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 from relaybus.testing.brokers import reachable
+from relaybus.testing.delivery_behaviour import DeliveryBehaviour
 
 pytestmark = pytest.mark.broker
 
@@ -35,6 +36,11 @@ class TestRabbitRPC(RPCBehaviour):
 
 
 class TestRabbitNotifications(NotificationBehaviour):
+    transport_url = URL
+    broker = ("RabbitMQ", "127.0.0.1", 5672)
+
+
+class TestRabbitDelivery(DeliveryBehaviour):
     transport_url = URL
     broker = ("RabbitMQ", "127.0.0.1", 5672)
 

@@ -3,6 +3,7 @@
 import relaybus
 from relaybus.drivers.memory.broker import broker_named
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
+from relaybus.testing.delivery_behaviour import DeliveryBehaviour
 
 
 class TestMemoryRPC(RPCBehaviour):
@@ -14,4 +15,8 @@ class TestMemoryRPC(RPCBehaviour):
 
 
 class TestMemoryNotifications(NotificationBehaviour):
+    transport_url = "memory://"
+
+
+class TestMemoryDelivery(DeliveryBehaviour):
     transport_url = "memory://"

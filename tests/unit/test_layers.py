@@ -53,7 +53,8 @@ def test_drivers_never_import_the_api_layer_or_each_other(path: Path) -> None:
             assert parts[2] == own, f"{path} imports the {parts[2]} driver"
 
 
-@pytest.mark.parametrize("package", ["rpc", "notify", "transport", "bus", "lifecycle", "cli",
+@pytest.mark.parametrize("package", ["rpc", "notify", "delivery", "transport", "bus",
+                                     "lifecycle", "cli",
                                      "sync", "gateway", "contracts"])
 def test_nothing_above_reaches_into_drivers(package: str) -> None:
     for path in _modules(package):

@@ -9,7 +9,9 @@ Listeners in the same ``pool`` share the notifications (each goes to one of them
 pool gets every notification; listeners without a pool share one default pool. A
 notification is acknowledged after its handlers return; a handler returning
 ``NotificationResult.REQUEUE`` gives it back for another delivery. A handler that raises
-is logged and the notification acknowledged: one bad message never loops forever.
+is run again as the listener's :class:`~relaybus.delivery.DeliveryPolicy` says, then the
+notification is dead-lettered (or logged) and acknowledged: one bad message never loops
+forever.
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ import msgspec
 
 from relaybus import telemetry
 from relaybus.conversion import convert
+from relaybus.delivery import DeliveryPolicy
+from relaybus.delivery.attempts import GivenUp, run_with_policy
+from relaybus.delivery.letters import DeadLetterReason, notification_letter, replays_of, send_letter
 from relaybus.errors import InvalidTarget
 from relaybus.lifecycle import Consuming
-from relaybus.message import PRIORITIES, Notification, build_notification
+from relaybus.message import PRIORITIES, Notification
 from relaybus.notify.filters import NotificationFilter
 from relaybus.serializer import JsonPayloadSerializer, Serializer
 from relaybus.target import Target
 from relaybus.transport.base import Driver, IncomingNotification, Subscription
 
 LOG = logging.getLogger(__name__)
-MAX_RETRY_BACKOFF = 30.0
 
 
 class NotificationResult(enum.StrEnum):
@@ -100,7 +104,11 @@ class _ListenerBase(Consuming):
 
     def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
                  *, pool: str | None, serializer: Serializer | None, allow_requeue: bool,
-                 max_concurrency: int, threads: int, drain_timeout: float) -> None:
+                 max_concurrency: int, threads: int, drain_timeout: float,
+                 delivery: DeliveryPolicy | None = None) -> None:
+        if delivery is not None and not isinstance(delivery, DeliveryPolicy):
+            raise TypeError(f"delivery must be a relaybus.DeliveryPolicy, got {delivery!r}")
+        self.delivery = delivery or DeliveryPolicy()
         self.targets = _check_targets(targets)
         if isinstance(endpoints, (str, bytes)) or not isinstance(endpoints, Sequence) \
                 or not endpoints:
@@ -152,6 +160,27 @@ class _ListenerBase(Consuming):
                                                      "client_timeout": None})
         return ctxt, self._serializer.deserialize_entity(ctxt, notification.payload)
 
+    async def _give_up(self, n: Notification, handler: str, failure: GivenUp) -> None:
+        """Log a handler's last failure and dead-letter the notification (if a topic is set)."""
+        cause = failure.cause
+        LOG.error("notification handler %s failed on %s (%s) after %d attempt(s)%s: %s: %s",
+                  handler, n.event_type, n.message_id, failure.attempts,
+                  " (a permanent error)" if failure.permanent else "", type(cause).__name__,
+                  cause, extra=_ids(n))
+        if self.delivery.dead_letter is None:
+            return
+        target = self.targets[0]
+        reason = DeadLetterReason(
+            kind="notification", error_type=type(cause).__name__, error_message=str(cause),
+            attempts=failure.attempts, first_failure=failure.first_failure,
+            last_failure=failure.last_failure,
+            topic=",".join(t.topic or "" for t in self.targets),
+            exchange=self._driver.exchange_for(target), message_id=n.message_id,
+            handler=handler, permanent=failure.permanent, pool=self.pool, priority=n.priority,
+            replays=replays_of(n.context))
+        await send_letter(self._driver, self.delivery.dead_letter,
+                          notification_letter(n, reason), reason)
+
     async def _settle(self, incomings: Sequence[IncomingNotification], requeue: bool) -> None:
         for incoming in incomings:
             if requeue and self._allow_requeue:
@@ -170,32 +199,34 @@ class NotificationListener(_ListenerBase):
         pool: the pool this listener shares notifications with (None: the default pool).
         serializer: converts payloads and contexts.
         allow_requeue: honour ``NotificationResult.REQUEUE`` (else acknowledge anyway).
-        retries: how many more times a handler that raised is run again, in this process,
-            with exponential backoff starting at ``retry_backoff`` seconds (capped at
-            ``MAX_RETRY_BACKOFF``); 0 (the default) runs it once.
-        dead_letter_topic: where a notification goes once a handler still fails after its
-            retries: re-sent there with the same message_id, and the reason in its context
-            (``relaybus_dead_letter``: handler, error, attempts, topic). None: log and drop.
+        delivery: what happens when a handler raises: attempts, backoff, permanent
+            errors, dead-letter topic (see :class:`~relaybus.delivery.DeliveryPolicy`;
+            default: one attempt, then log and drop). A dead letter is the notification
+            with the same message_id and a :class:`~relaybus.delivery.DeadLetterReason`
+            in its context (``relaybus_dead_letter``).
+        retries, retry_backoff, dead_letter_topic: shorthands for
+            ``DeliveryPolicy(attempts=retries + 1, backoff=retry_backoff,
+            dead_letter=dead_letter_topic)``; not together with ``delivery``.
         max_concurrency, threads, drain_timeout: as for :class:`~relaybus.rpc.RPCServer`.
     """
 
     def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
                  *, pool: str | None = None, serializer: Serializer | None = None,
-                 allow_requeue: bool = True, retries: int = 0, retry_backoff: float = 0.5,
+                 allow_requeue: bool = True, delivery: DeliveryPolicy | None = None,
+                 retries: int | None = None, retry_backoff: float | None = None,
                  dead_letter_topic: str | None = None, max_concurrency: int = 64,
                  threads: int = 16, drain_timeout: float = 30.0) -> None:
-        if not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
-        if retry_backoff < 0:
-            raise ValueError(f"retry_backoff must be >= 0 seconds, got {retry_backoff!r}")
-        if dead_letter_topic is not None:
-            Target(topic=dead_letter_topic)  # validates the name
+        shorthands = (retries, retry_backoff, dead_letter_topic)
+        if delivery is not None and any(v is not None for v in shorthands):
+            raise ValueError("give delivery= or retries/retry_backoff/dead_letter_topic, "
+                             "not both")
+        if delivery is None:
+            delivery = DeliveryPolicy.from_shorthands(
+                0 if retries is None else retries,
+                0.5 if retry_backoff is None else retry_backoff, dead_letter_topic)
         super().__init__(driver, targets, endpoints, pool=pool, serializer=serializer,
                          allow_requeue=allow_requeue, max_concurrency=max_concurrency,
-                         threads=threads, drain_timeout=drain_timeout)
-        self.retries = retries
-        self.retry_backoff = retry_backoff
-        self.dead_letter_topic = dead_letter_topic
+                         threads=threads, drain_timeout=drain_timeout, delivery=delivery)
 
     async def _on_message(self, incoming: IncomingNotification) -> None:
         await self.executor.submit(lambda: self._handle(incoming))
@@ -226,13 +257,9 @@ class NotificationListener(_ListenerBase):
                                 n.message_id, n.event_type, name, exc, extra=_ids(n))
                     continue
                 try:
-                    result = await self._run_with_retries(
-                        handler, name, n, ctxt, typed_payload, metadata)
-                except Exception as exc:  # noqa: BLE001 - out of retries: dead-letter or drop
-                    LOG.error("notification handler %s failed on %s (%s) after %d attempt(s): "
-                              "%s: %s", name, n.event_type, n.message_id, self.retries + 1,
-                              type(exc).__name__, exc, extra=_ids(n))
-                    await self._dead_letter(incoming, name, exc)
+                    result = await self._run(handler, name, n, ctxt, typed_payload, metadata)
+                except GivenUp as failure:
+                    await self._give_up(n, name, failure)
                     continue
                 requeue = requeue or result == NotificationResult.REQUEUE
         except asyncio.CancelledError:
@@ -242,41 +269,14 @@ class NotificationListener(_ListenerBase):
             LOG.exception("cannot handle notification %s", n.message_id, extra=_ids(n))
         return requeue
 
-    async def _run_with_retries(self, handler: _Handler, name: str, n: Notification, ctxt: Any,
-                                payload: Any, metadata: dict[str, Any]) -> Any:
-        for attempt in range(self.retries + 1):
-            try:
-                return await self.executor.run(handler.method, ctxt, n.publisher_id,
-                                               n.event_type, payload, metadata)
-            except Exception as exc:
-                if attempt == self.retries:
-                    raise
-                delay = min(self.retry_backoff * 2 ** attempt, MAX_RETRY_BACKOFF)
-                LOG.warning("notification handler %s failed on %s (%s), attempt %d of %d: "
-                            "%s: %s; retrying in %.2f s", name, n.event_type, n.message_id,
-                            attempt + 1, self.retries + 1, type(exc).__name__, exc, delay,
-                            extra=_ids(n))
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _dead_letter(self, incoming: IncomingNotification, handler: str,
-                           exc: Exception) -> None:
-        if self.dead_letter_topic is None:
-            return
-        n = incoming.notification
-        context = dict(n.context)
-        context["relaybus_dead_letter"] = {
-            "handler": handler, "error": f"{type(exc).__name__}: {exc}",
-            "attempts": self.retries + 1, "topic": ",".join(t.topic or "" for t in self.targets),
-            "pool": self.pool}
-        message = build_notification(n.publisher_id, n.event_type, n.priority, n.payload,
-                                     context, message_id=n.message_id, timestamp=n.timestamp)
-        try:
-            await self._driver.send_notification(Target(topic=self.dead_letter_topic), message,
-                                                 n.priority)
-        except Exception:
-            LOG.exception("could not dead-letter notification %s to %s", n.message_id,
-                          self.dead_letter_topic, extra=_ids(n))
+    async def _run(self, handler: _Handler, name: str, n: Notification, ctxt: Any,
+                   payload: Any, metadata: dict[str, Any]) -> Any:
+        def run() -> Any:
+            return self.executor.run(handler.method, ctxt, n.publisher_id, n.event_type,
+                                     payload, metadata)
+        return await run_with_policy(
+            self.delivery, run, what=f"notification handler {name} failed on {n.event_type} "
+            f"({n.message_id})", target=self.targets[0].topic or "", log_extra=_ids(n))
 
 
 class BatchNotificationListener(_ListenerBase):
@@ -286,12 +286,15 @@ class BatchNotificationListener(_ListenerBase):
     ``metadata`` and ``priority``. A batch is handed over when ``batch_size`` messages
     wait, or ``batch_timeout`` seconds after its first one arrived; each endpoint gets
     the messages of its priority that pass its filter. ``REQUEUE`` requeues the batch.
+    A handler that raises gets the same messages again as ``delivery`` says (see
+    :class:`~relaybus.delivery.DeliveryPolicy`); given up, each of them is dead-lettered.
     """
 
     def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
                  *, batch_size: int, batch_timeout: float | None = None,
                  pool: str | None = None, serializer: Serializer | None = None,
-                 allow_requeue: bool = True, max_concurrency: int = 8, threads: int = 4,
+                 allow_requeue: bool = True, delivery: DeliveryPolicy | None = None,
+                 max_concurrency: int = 8, threads: int = 4,
                  drain_timeout: float = 30.0) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
@@ -299,7 +302,7 @@ class BatchNotificationListener(_ListenerBase):
             raise ValueError(f"batch_timeout must be a positive number, got {batch_timeout!r}")
         super().__init__(driver, targets, endpoints, pool=pool, serializer=serializer,
                          allow_requeue=allow_requeue, max_concurrency=max_concurrency,
-                         threads=threads, drain_timeout=drain_timeout)
+                         threads=threads, drain_timeout=drain_timeout, delivery=delivery)
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
         self._batch: list[IncomingNotification] = []
@@ -335,7 +338,7 @@ class BatchNotificationListener(_ListenerBase):
     async def _handle(self, batch: list[IncomingNotification]) -> None:
         requeue = False
         try:
-            by_priority: dict[str, list[dict[str, Any]]] = {}
+            by_priority: dict[str, list[tuple[dict[str, Any], Notification]]] = {}
             for incoming in batch:
                 n = incoming.notification
                 try:
@@ -343,22 +346,28 @@ class BatchNotificationListener(_ListenerBase):
                 except Exception:
                     LOG.exception("cannot decode notification %s", n.message_id)
                     continue
-                by_priority.setdefault(n.priority, []).append({
+                by_priority.setdefault(n.priority, []).append(({
                     "ctxt": ctxt, "publisher_id": n.publisher_id, "event_type": n.event_type,
-                    "payload": payload, "metadata": n.metadata, "priority": n.priority})
+                    "payload": payload, "metadata": n.metadata, "priority": n.priority}, n))
             for priority, messages in by_priority.items():
                 for handler in self._handlers.get(priority, ()):
                     rule = handler.rule
-                    chosen = [m for m in messages if rule is None or rule.match(
+                    chosen = [(m, n) for m, n in messages if rule is None or rule.match(
                         m["ctxt"], m["publisher_id"], m["event_type"], m["metadata"],
                         m["payload"])]
                     if not chosen:
                         continue
+                    name = str(getattr(handler.method, "__qualname__", handler.method))
                     try:
-                        result = await self.executor.run(handler.method, chosen)
-                    except Exception:
-                        LOG.exception("batch handler %s failed",
-                                      getattr(handler.method, "__qualname__", handler.method))
+                        result = await run_with_policy(
+                            self.delivery,
+                            lambda h=handler, c=chosen: self.executor.run(  # type: ignore[misc]
+                                h.method, [m for m, _ in c]),
+                            what=f"batch handler {name} failed on {len(chosen)} message(s)",
+                            target=self.targets[0].topic or "")
+                    except GivenUp as failure:
+                        for _, n in chosen:
+                            await self._give_up(n, name, failure)
                         continue
                     requeue = requeue or result == NotificationResult.REQUEUE
         except asyncio.CancelledError:

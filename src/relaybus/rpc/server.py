@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from relaybus import telemetry
+from relaybus.delivery import DeliveryPolicy
+from relaybus.delivery.casts import CastDelivery
 from relaybus.errors import InvalidTarget, MessageTooLarge, MessagingError, ServerError
 from relaybus.lifecycle import Consuming
 from relaybus.message import Request
@@ -40,6 +42,10 @@ class RPCServer(Consuming):
         max_concurrency: requests handled at once; more wait in the transport.
         threads: size of the thread pool that runs plain ``def`` methods.
         drain_timeout: how long :meth:`wait` lets running requests finish.
+        delivery: what happens when a *cast* fails (attempts, backoff, permanent errors,
+            dead-letter topic; see :class:`~relaybus.delivery.DeliveryPolicy`). Calls are
+            never retried: they stay at-most-once, as oslo.messaging defines them, and their
+            caller gets the error. Default: a failed cast is logged.
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class RPCServer(Consuming):
         max_concurrency: int = 64,
         threads: int = 16,
         drain_timeout: float = 30.0,
+        delivery: DeliveryPolicy | None = None,
     ) -> None:
         if not isinstance(target, Target):
             raise InvalidTarget(f"an RPC server needs a relaybus.Target, got {target!r}")
@@ -69,6 +76,7 @@ class RPCServer(Consuming):
         self.dispatcher = RPCDispatcher(endpoints, access_policy)
         self._driver = driver
         self._serializer = serializer or JsonPayloadSerializer()
+        self._casts = CastDelivery(driver, target, delivery)
 
     async def _subscribe(self) -> Subscription:
         return await self._driver.listen(self.target, self._on_request)
@@ -99,13 +107,17 @@ class RPCServer(Consuming):
                 heartbeats = asyncio.get_running_loop().create_task(
                     _send_heartbeats(incoming, request.timeout / 2),
                     name=f"relaybus.rpc.heartbeat[{request.msg_id}]")
-            result = await self.executor.run(method, ctxt, **args)
+            if request.expects_reply:
+                result = await self.executor.run(method, ctxt, **args)
+            else:
+                result = await self._casts.run(request, lambda: self.executor.run(
+                    method, ctxt, **args))
             result = self._serializer.serialize_entity(ctxt, signature.convert_result(result))
         except asyncio.CancelledError:
             await self._fail(incoming, ServerError("the server stopped before the call finished"))
             raise
         except Exception as exc:  # noqa: BLE001 - every endpoint error goes to the caller
-            labels["error"] = type(exc).__name__
+            labels["error"] = type(getattr(exc, "cause", exc)).__name__  # a cast's last error
             await self._fail(incoming, exc)
             return
         finally:
@@ -124,8 +136,7 @@ class RPCServer(Consuming):
     async def _fail(self, incoming: IncomingRequest, exc: BaseException) -> None:
         request = incoming.request
         if not request.expects_reply:
-            LOG.warning("cast %s on %s failed: %s: %s", request.method, self.target.topic,
-                        type(exc).__name__, exc, extra=_ids(request, self.target))
+            await self._casts.failed(request, exc, _ids(request, self.target))
             return
         try:
             await incoming.reply(failure=serialize_exception(exc))

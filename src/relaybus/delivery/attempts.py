@@ -1,0 +1,70 @@
+"""Running a handler under a policy: the retry loop, once for every listener and server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from relaybus import telemetry
+from relaybus.delivery.letters import utc_now
+from relaybus.delivery.policy import DeliveryPolicy
+
+LOG = logging.getLogger("relaybus.delivery")
+T = TypeVar("T")
+
+
+class GivenUp(Exception):
+    """The handler failed for good: out of attempts, or a permanent error.
+
+    Attributes:
+        cause: the last exception.
+        attempts: how many runs were made.
+        first_failure, last_failure: ISO 8601 UTC times.
+        permanent: the cause was one of the policy's permanent errors.
+    """
+
+    def __init__(self, cause: Exception, attempts: int, first_failure: str, last_failure: str,
+                 permanent: bool) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+        self.attempts = attempts
+        self.first_failure = first_failure
+        self.last_failure = last_failure
+        self.permanent = permanent
+
+
+async def run_with_policy(policy: DeliveryPolicy, run: Callable[[], Awaitable[T]], *,
+                          what: str, target: str,
+                          log_extra: Mapping[str, Any] | None = None) -> T:
+    """Run ``run()`` until it returns, pausing between failed runs as ``policy`` says.
+
+    Args:
+        policy: attempts, pauses and permanent errors.
+        run: one run of the handler.
+        what: the start of the retry log line (``notification handler X failed on E``).
+        target: the topic counted in the retry metric.
+        log_extra: ids for the log lines.
+
+    Raises:
+        GivenUp: the last run failed, or a run failed with a permanent error.
+        asyncio.CancelledError: the consumer stopped (the message goes back to the broker).
+    """
+    first: str | None = None
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return await run()
+        except Exception as exc:
+            now = utc_now()
+            first = first or now
+            permanent = policy.is_permanent(exc)
+            if permanent or attempt == policy.attempts:
+                raise GivenUp(exc, attempt, first, now, permanent) from exc
+            pause = policy.pause(attempt)
+            telemetry.count_delivery("retries", target, type(exc).__name__)
+            LOG.warning("%s, attempt %d of %d: %s: %s; retrying in %.2f s", what, attempt,
+                        policy.attempts, type(exc).__name__, exc, pause,
+                        extra=dict(log_extra or {}))
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover - attempts >= 1

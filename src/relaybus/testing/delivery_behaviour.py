@@ -1,0 +1,193 @@
+"""The delivery-policy part of the behaviour suite: retries, backoff and dead letters.
+
+Bind it like the rest of the suite::
+
+    class TestMyDelivery(DeliveryBehaviour):
+        transport_url = "mine://127.0.0.1:1234/"
+
+Each test's dead-letter topic is ``<topic>_dlq`` (see :meth:`DeliveryBehaviour.dlq`), so a
+binding that cleans up per topic (JetStream streams) cleans both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+import relaybus
+from relaybus import DeadLetterReason, DeliveryPolicy, Target
+from relaybus.testing.behaviour import WAIT, Recorder, _Suite
+
+BACKOFF = 0.05
+
+
+class Permanent(Exception):
+    """An error the tests' policies call permanent."""
+
+
+class Flaky:
+    """Fails its first ``failures`` runs (``Permanent`` if asked), then records."""
+
+    def __init__(self, failures: int, error: type[Exception] = RuntimeError) -> None:
+        self.failures = failures
+        self.error = error
+        self.runs: list[float] = []
+        self.handled = Recorder()
+
+    def _run(self, value: Any) -> None:
+        self.runs.append(time.monotonic())
+        if len(self.runs) <= self.failures:
+            raise self.error(f"failure {len(self.runs)}")
+        self.handled.add(value)
+
+    async def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                   metadata: dict[str, Any]) -> None:
+        self._run(payload)
+
+    async def record(self, ctxt: Any, value: Any) -> None:
+        self._run(value)
+
+
+class Letters:
+    """A listener on a dead-letter topic: records ``(reason, event_type, payload, metadata)``."""
+
+    def __init__(self) -> None:
+        self.recorder = Recorder()
+
+    def _add(self, ctxt: Any, event_type: str, payload: Any, metadata: dict[str, Any]) -> None:
+        self.recorder.add((DeadLetterReason.from_context(ctxt), event_type, payload, metadata))
+
+    async def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                   metadata: dict[str, Any]) -> None:
+        self._add(ctxt, event_type, payload, metadata)
+
+    async def error(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                    metadata: dict[str, Any]) -> None:
+        self._add(ctxt, event_type, payload, metadata)
+
+
+def _gaps(runs: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(runs)]
+
+
+class DeliveryBehaviour(_Suite):
+    """DeliveryPolicy on listeners and on servers' casts, the same on every transport."""
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        """The dead-letter topic of a test's topic."""
+        return f"{topic}_dlq"
+
+    async def test_a_handler_failing_twice_is_handled_once_after_the_backoff(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        flaky, letters = Flaky(failures=2), Letters()
+        policy = DeliveryPolicy(attempts=3, backoff=BACKOFF, factor=2,
+                                dead_letter=self.dlq(topic))
+        async with bus.notification_listener([Target(topic=self.dlq(topic))], [letters]), \
+                bus.notification_listener([Target(topic=topic)], [flaky], delivery=policy):
+            await bus.notifier("p", topics=[topic]).info({}, "e", {"n": 1})
+            assert await flaky.handled.wait_for(1) == [{"n": 1}]
+        # the listener is stopped and drained: a second delivery would have happened by now
+        assert flaky.handled.items == [{"n": 1}] and len(flaky.runs) == 3
+        assert letters.recorder.items == []
+        gaps = _gaps(flaky.runs)
+        assert gaps[0] >= BACKOFF * 0.9 and gaps[1] >= 2 * BACKOFF * 0.9, gaps
+
+    async def test_a_permanent_error_dead_letters_at_once(self, bus: relaybus.Bus,
+                                                          topic: str) -> None:
+        flaky, letters = Flaky(failures=10, error=Permanent), Letters()
+        policy = DeliveryPolicy(attempts=5, backoff=WAIT, permanent=(Permanent,),
+                                dead_letter=self.dlq(topic))
+        async with bus.notification_listener([Target(topic=self.dlq(topic))], [letters]), \
+                bus.notification_listener([Target(topic=topic)], [flaky], delivery=policy,
+                                          pool=f"{topic}_w"):
+            await bus.notifier("shop", topics=[topic]).info({"user": "u"}, "order.bad",
+                                                            {"id": 7})
+            ((reason, event_type, payload, metadata),) = await letters.recorder.wait_for(1)
+        assert len(flaky.runs) == 1
+        assert (event_type, payload) == ("order.bad", {"id": 7})
+        assert isinstance(reason, DeadLetterReason)
+        assert (reason.kind, reason.error_type, reason.error_message, reason.attempts,
+                reason.permanent, reason.topic, reason.pool, reason.priority) == \
+            ("notification", "Permanent", "failure 1", 1, True, topic, f"{topic}_w", "info")
+        assert reason.exchange == "openstack" and reason.message_id == metadata["message_id"]
+        assert reason.first_failure == reason.last_failure and "Flaky.info" in reason.handler
+
+    async def test_out_of_attempts_dead_letters_with_the_reason(self, bus: relaybus.Bus,
+                                                                topic: str) -> None:
+        flaky, letters = Flaky(failures=10), Letters()
+        policy = DeliveryPolicy(attempts=3, backoff=BACKOFF, dead_letter=self.dlq(topic))
+        async with bus.notification_listener([Target(topic=self.dlq(topic))], [letters]), \
+                bus.notification_listener([Target(topic=topic)], [flaky], delivery=policy):
+            await bus.notifier("p", topics=[topic]).info({}, "e", {"n": 1})
+            ((reason, _, payload, _),) = await letters.recorder.wait_for(1)
+        assert len(flaky.runs) == 3 and payload == {"n": 1}
+        assert (reason.attempts, reason.permanent, reason.error_message) == \
+            (3, False, "failure 3")
+        assert reason.first_failure < reason.last_failure
+
+    async def test_a_batch_handler_is_retried(self, bus: relaybus.Bus, topic: str) -> None:
+        batches: list[list[Any]] = []
+        done = asyncio.Event()
+
+        class FlakyBatch:
+            async def info(self, messages: list[dict[str, Any]]) -> None:
+                batches.append([m["payload"] for m in messages])
+                if len(batches) == 1:
+                    raise RuntimeError("not yet")
+                done.set()
+
+        policy = DeliveryPolicy(attempts=2, backoff=BACKOFF)
+        async with bus.batch_notification_listener([Target(topic=topic)], [FlakyBatch()],
+                                                   batch_size=2, batch_timeout=WAIT,
+                                                   delivery=policy):
+            notifier = bus.notifier("p", topics=[topic])
+            await notifier.info({}, "e", {"n": 1})
+            await notifier.info({}, "e", {"n": 2})
+            await asyncio.wait_for(done.wait(), WAIT)
+        assert len(batches) == 2 and batches[0] == batches[1]
+        assert sorted(p["n"] for p in batches[1]) == [1, 2]
+
+    async def test_a_cast_failing_twice_is_handled_once(self, bus: relaybus.Bus,
+                                                        topic: str) -> None:
+        flaky = Flaky(failures=2)
+        policy = DeliveryPolicy(attempts=3, backoff=BACKOFF)
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [flaky], delivery=policy):
+            await bus.rpc_client(Target(topic=topic)).cast({}, "record", value=5)
+            assert await flaky.handled.wait_for(1) == [5]
+        assert flaky.handled.items == [5] and len(flaky.runs) == 3
+        assert _gaps(flaky.runs)[0] >= BACKOFF * 0.9
+
+    async def test_a_failing_cast_is_dead_lettered_to_be_cast_again(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        flaky, letters = Flaky(failures=10), Letters()
+        policy = DeliveryPolicy(attempts=2, backoff=BACKOFF, dead_letter=self.dlq(topic))
+        async with bus.notification_listener([Target(topic=self.dlq(topic))], [letters]), \
+                bus.rpc_server(Target(topic=topic, server="s1"), [flaky], delivery=policy):
+            client = bus.rpc_client(Target(topic=topic))
+            await client.cast({"user": "u"}, "record", value=5)
+            await client.cast({}, "no_such_method", value=6)
+            items = await letters.recorder.wait_for(2)
+        by_method = {event_type: (reason, payload) for reason, event_type, payload, _ in items}
+        reason, payload = by_method["record"]
+        assert (reason.kind, reason.attempts, reason.permanent, reason.topic) == \
+            ("cast", 2, False, topic)
+        assert payload == {"method": "record", "args": {"value": 5}, "namespace": None,
+                           "version": None}
+        reason, payload = by_method["no_such_method"]  # cannot be dispatched: at once
+        assert (reason.error_type, reason.attempts, reason.permanent) == \
+            ("NoSuchMethod", 1, True)
+        assert len(flaky.runs) == 2
+
+    async def test_calls_are_never_retried(self, bus: relaybus.Bus, topic: str) -> None:
+        flaky = Flaky(failures=1)
+        policy = DeliveryPolicy(attempts=3, backoff=BACKOFF)
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [flaky], delivery=policy):
+            client = bus.rpc_client(Target(topic=topic), timeout=WAIT)
+            with pytest.raises(RuntimeError, match="failure 1"):
+                await client.call({}, "record", value=1)
+        assert len(flaky.runs) == 1
