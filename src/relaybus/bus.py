@@ -99,6 +99,13 @@ class Bus:
     def closed(self) -> bool:
         return self._closed
 
+    def connection_problem(self) -> str | None:
+        """Why the transport cannot carry messages right now (a lost connection being
+        re-established, a transport that gave up or is closed), or None when it can."""
+        if self._closed:
+            return "the bus is closed"
+        return self.driver.connection_problem()
+
     def rpc_client(self, target: Target, timeout: float | None = None,
                    version_cap: str | None = None, serializer: Serializer | None = None, *,
                    allowed_remote_exmods: Collection[str] = (),

@@ -1,4 +1,12 @@
-"""``relaybus serve``: run a service until SIGTERM or SIGINT, then drain and exit 0."""
+"""``relaybus serve``: run a service until SIGTERM or SIGINT, then drain and exit 0.
+
+With ``--health-port`` it answers Kubernetes-style probes (see :mod:`relaybus.health`):
+
+- ``/startupz``: the endpoints are loaded and the server consumes (its queues declared);
+- ``/readyz``: started, the broker connection is up, consuming, and not draining;
+- ``/livez``: the event loop answers within a bound; a broker outage does not fail it
+  (restarting the pod would not bring the broker back).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,9 @@ import click
 import relaybus
 from relaybus.cli import logs
 from relaybus.cli.common import MEMORY_NOTE, fail, in_process, settings_from, url_option
+from relaybus.cli.settings import Settings
 from relaybus.contracts.loading import LoadError, as_service, load_object
+from relaybus.health import HealthServer
 
 LOG = logging.getLogger("relaybus.serve")
 
@@ -43,14 +53,18 @@ def _instantiate(endpoints: list[object]) -> list[object]:
 @click.option("--metrics-port", type=int, default=None,
               help="Serve Prometheus metrics over HTTP on this port.")
 @click.option("--metrics-addr", default=None, help="Address for the metrics port.")
+@click.option("--health-port", type=int, default=None,
+              help="Answer /livez, /readyz and /startupz over HTTP on this port.")
+@click.option("--health-addr", default=None,
+              help="Address for the health port (default 127.0.0.1; 0.0.0.0 in a pod).")
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 @click.option("--log-format", default=None, help="text or json.")
 @url_option
 @click.pass_context
 def serve(ctx: click.Context, reference: str, topic: str | None, server: str | None,
           workers: int | None, drain_timeout: float | None, metrics_port: int | None,
-          metrics_addr: str | None, log_level: str | None, log_format: str | None,
-          url: str | None) -> None:
+          metrics_addr: str | None, health_port: int | None, health_addr: str | None,
+          log_level: str | None, log_format: str | None, url: str | None) -> None:
     """Serve a relaybus.Service (or an endpoint with --topic) until stopped.
 
     SIGTERM or SIGINT stops taking requests, lets those in progress finish (up to
@@ -58,6 +72,7 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
     """
     settings = settings_from(ctx, url=url, workers=workers, drain_timeout=drain_timeout,
                              metrics_port=metrics_port, metrics_addr=metrics_addr,
+                             health_port=health_port, health_addr=health_addr,
                              log_level=log_level, log_format=log_format)
     logs.configure(settings.log_level, settings.log_format)
     try:
@@ -82,30 +97,88 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
                             f"({exc.strerror or exc}); choose another port"))
 
     async def go() -> None:
-        async with await relaybus.connect(settings.url,
-                                          control_exchange=settings.control_exchange) as bus:
-            rpc = bus.rpc_server(service.target, endpoints, max_concurrency=settings.workers,
-                                 drain_timeout=settings.drain_timeout)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            await rpc.start()
-            LOG.info("serving %s on %s as %s (%s)", service.name, service.target.topic,
-                        service.target.server, bus.url,
-                        extra={"topic": service.target.topic, "server": service.target.server})
-            print(f"ready: {service.name} on {service.target.topic}.{service.target.server}",
-                  file=sys.stderr, flush=True)
-            if in_process(settings.url):
-                LOG.warning("%s", MEMORY_NOTE)  # a log line: --log-format json stays JSON
-            await stop.wait()
-            LOG.warning("stopping: no new requests; letting %d in progress finish",
-                        rpc.executor.in_flight)
-            await rpc.stop()
-            await rpc.wait()
-            LOG.warning("stopped")
+        state = _State()
+        health = _start_health(settings, state) if settings.health_port is not None else None
+        try:
+            async with await relaybus.connect(settings.url,
+                                              control_exchange=settings.control_exchange) as bus:
+                rpc = bus.rpc_server(service.target, endpoints,
+                                     max_concurrency=settings.workers,
+                                     drain_timeout=settings.drain_timeout)
+                state.bus, state.rpc = bus, rpc
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, stop.set)
+                await rpc.start()
+                state.started = True
+                LOG.info("serving %s on %s as %s (%s)", service.name, service.target.topic,
+                         service.target.server, bus.url,
+                         extra={"topic": service.target.topic,
+                                "server": service.target.server})
+                print(f"ready: {service.name} on {service.target.topic}."
+                      f"{service.target.server}", file=sys.stderr, flush=True)
+                if in_process(settings.url):
+                    LOG.warning("%s", MEMORY_NOTE)  # a log line: --log-format json stays JSON
+                await stop.wait()
+                state.draining = True
+                LOG.warning("stopping: no new requests; letting %d in progress finish",
+                            rpc.executor.in_flight)
+                await rpc.stop()
+                await rpc.wait()
+                LOG.warning("stopped")
+        finally:
+            if health is not None:
+                await asyncio.to_thread(health.close)
 
     try:
         asyncio.run(go())
     except relaybus.MessagingError as exc:
         fail(exc)
+
+
+class _State:
+    """What the probes read: set by ``serve`` as it starts, serves and drains."""
+
+    def __init__(self) -> None:
+        self.bus: relaybus.Bus | None = None
+        self.rpc: relaybus.RPCServer | None = None
+        self.started = False
+        self.draining = False
+
+    def startup_problem(self) -> str | None:
+        if self.started:
+            return None
+        if self.bus is None:
+            return "starting: connecting to the broker"
+        return "starting: declaring the server's queues"
+
+    def readiness_problem(self) -> str | None:
+        problem = self.startup_problem()
+        if problem is not None:
+            return problem
+        assert self.bus is not None and self.rpc is not None
+        if self.draining:
+            return "draining: taking no new requests, finishing those in progress"
+        problem = self.bus.connection_problem()
+        if problem is not None:
+            return problem
+        if not self.rpc.running:
+            return "not consuming"
+        return None
+
+
+def _start_health(settings: Settings, state: _State) -> HealthServer:
+    try:
+        health = HealthServer(asyncio.get_running_loop(),
+                              {"/livez": lambda: None, "/readyz": state.readiness_problem,
+                               "/startupz": state.startup_problem},
+                              host=settings.health_addr, port=settings.health_port)
+    except OSError as exc:
+        fail(ValueError(f"--health-port {settings.health_port}: cannot listen on "
+                        f"{settings.health_addr}:{settings.health_port} "
+                        f"({exc.strerror or exc}); choose another port"))
+    health.start()
+    LOG.info("health probes on http://%s:%d/ (livez, readyz, startupz)",
+             settings.health_addr, health.port)
+    return health

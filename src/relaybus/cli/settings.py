@@ -67,6 +67,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "workers": (_positive_int, 64),
     "metrics_port": (_port, None),
     "metrics_addr": (str, "127.0.0.1"),
+    "health_port": (_port, None),
+    "health_addr": (str, "127.0.0.1"),
     "log_level": (_choice("debug", "info", "warning", "error"), "warning"),
     "log_format": (_choice("text", "json"), "text"),
 }

@@ -128,6 +128,15 @@ class Driver(abc.ABC):
     async def connect(self) -> None:
         """Reach the broker. Raises ConnectionFailure / AuthenticationFailure."""
 
+    def connection_problem(self) -> str | None:
+        """Why this transport cannot carry messages right now, or None when it can.
+
+        Cheap and without I/O (readiness probes ask it often): a connection being
+        re-established says so, and so does a transport that gave up or was closed. A
+        transport without a connection to lose (the default) always answers None.
+        """
+        return None
+
     @abc.abstractmethod
     async def send(
         self,

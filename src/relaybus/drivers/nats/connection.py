@@ -160,6 +160,19 @@ class Connection:
             raise TransportError("the nats transport is closed")
         return self._client
 
+    def problem(self) -> str | None:
+        """Why messages cannot flow now (see ``Driver.connection_problem``), or None."""
+        client = self._client
+        if client is None:
+            return "not connected yet"
+        if self._closing:
+            return "the transport is closed"
+        if client.is_closed:
+            return "gave up reconnecting: no server answered"
+        if not client.is_connected:
+            return "broker connection lost; reconnecting"
+        return None
+
     async def open(self) -> None:
         """Connect to the first server that answers.
 

@@ -143,6 +143,11 @@ class NatsDriver(Driver):
         await self._connection.open()
         self._connection.on_lost.add(self._replies.fail_all)
 
+    def connection_problem(self) -> str | None:
+        if self._closed:
+            return "the transport is closed"
+        return self._connection.problem()
+
     def _client(self) -> Client:
         if self._closed:
             raise TransportError("the nats transport is closed")

@@ -77,6 +77,18 @@ class Connector:
         return self._reconnected_at is not None and self.current is not None \
             and asyncio.get_running_loop().time() - self._reconnected_at < seconds
 
+    def problem(self) -> str | None:
+        """Why messages cannot flow now (see ``Driver.connection_problem``), or None."""
+        if self._closed:
+            return "the transport is closed"
+        if self._fatal is not None:
+            return f"gave up reconnecting: {self._fatal}"
+        if self.current is None:
+            return "broker connection lost; reconnecting"
+        if not self._ready.is_set():
+            return "reconnected; restoring queues and consumers"
+        return None
+
     def add_restore(self, callback: RestoreCallback) -> None:
         """Run ``callback(connection)`` after every reconnection (not the first connect)."""
         self._restore.append(callback)

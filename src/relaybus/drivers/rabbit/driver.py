@@ -120,6 +120,13 @@ class RabbitDriver(Driver):
                                     on_returned_call=self._on_returned_call,
                                     restore_grace=options.reconnect_delay_max + RESTORE_SLACK)
 
+    def connection_problem(self) -> str | None:
+        if self._closed:
+            return "the transport is closed"
+        if self._connector is None:
+            return "not connected yet"
+        return self._connector.problem()
+
     def _live(self) -> tuple[Connector, Publisher]:
         if self._closed or self._connector is None or self._publisher is None:
             raise TransportError("the rabbit transport is closed" if self._closed
