@@ -79,6 +79,11 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="Token needed to subscribe (default: subscribing is open).")
 @click.option("--publish-token", default=None, envvar="RELAYBUS_FIREHOSE_PUBLISH_TOKEN",
               help="Token needed to publish through the gateway (default: nobody can).")
+@click.option("--tokens-file", default=None, envvar="RELAYBUS_FIREHOSE_TOKENS_FILE",
+              type=click.Path(dir_okay=False),
+              help="TOML file of tokens scoped to topic filters, for subscribing and "
+                   "publishing (docs/protocol/cloudevents.md); closes the gateway to clients "
+                   "without a token unless its [anonymous] table opens part of it.")
 @click.option("--max-frame", default=1024 * 1024, show_default=True, type=click.IntRange(64),
               help="Largest WebSocket frame or POST body accepted, in bytes.")
 @click.pass_context
@@ -89,7 +94,7 @@ def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
              write_timeout: float, max_connections: int, header_timeout: float,
              allowed_origins: tuple[str, ...],
              token: str | None,
-             publish_token: str | None, max_frame: int) -> None:
+             publish_token: str | None, tokens_file: str | None, max_frame: int) -> None:
     """Republish every notification as CloudEvents to MQTT, WebSocket and SSE clients."""
     gateway = gateway_run.gateway_module()
     options = gateway.GatewayOptions(
@@ -99,14 +104,15 @@ def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
         client_queue_bytes=client_queue_bytes, write_timeout=write_timeout,
         max_connections=max_connections, header_timeout=header_timeout,
         allowed_origins=allowed_origins, token=token,
-        publish_token=publish_token, max_frame=max_frame)
+        publish_token=publish_token, tokens_file=tokens_file, max_frame=max_frame)
     try:
         # Check every option now, before connecting to anything.
         gateway.service.parse_hostport(http)
         gateway.topics.TopicTemplate(mqtt_topic)
         if mqtt:
             gateway.mqtt.MqttURL.parse(mqtt)
-        gateway.auth.Tokens(token, publish_token)
+        gateway.auth.Tokens(token, publish_token, gateway.auth.load_tokens_file(tokens_file)
+                            if tokens_file else None)
         gateway.origins.Origins(allowed_origins)
         gateway.limits.ConnectionLimits(max_connections, header_timeout).raise_open_files()
     except ValueError as exc:

@@ -21,6 +21,7 @@ from typing import Any
 
 import relaybus
 from relaybus.gateway.tap import PRIORITIES
+from relaybus.gateway.topics import TopicTemplate
 
 DEFAULT_SOURCE = "relaybus.gateway"
 MAX_BATCH = 1000
@@ -91,13 +92,28 @@ def parse_events(body: Any) -> list[Outgoing]:
 
 
 class BusPublisher:
-    """Sends validated events to the bus as notifications on ``topic``."""
+    """Sends validated events to the bus as notifications on ``topic``.
 
-    def __init__(self, bus: relaybus.Bus, topic: str) -> None:
+    Args:
+        bus: the bus.
+        topic: the notification topic they are sent on.
+        template: the firehose's topic template, to tell which topic each event will have
+            (what a token's publish scope is checked against).
+    """
+
+    def __init__(self, bus: relaybus.Bus, topic: str,
+                 template: TopicTemplate | None = None) -> None:
         self._bus = bus
         self._topic = topic
+        self._template = template or TopicTemplate()
         self._notifiers: dict[str, relaybus.Notifier] = {}
         self.published = 0
+
+    def topic_of(self, event: Outgoing) -> str:
+        """The firehose topic ``event`` will have once it comes back from the bus."""
+        return self._template.render(exchange=self._bus.driver.control_exchange,
+                                     bustopic=self._topic, publisher_id=event.source,
+                                     event_type=event.type, priority=event.priority)
 
     async def publish(self, events: Sequence[Outgoing]) -> None:
         for event in events:

@@ -28,7 +28,7 @@ import uvicorn
 
 import relaybus
 from relaybus import Target
-from relaybus.gateway.auth import Tokens, redact_server_logs
+from relaybus.gateway.auth import Tokens, load_tokens_file, redact_server_logs
 from relaybus.gateway.hub import Hub
 from relaybus.gateway.limits import ConnectionLimits
 from relaybus.gateway.mqtt import MqttBridge, MqttURL
@@ -67,6 +67,9 @@ class GatewayOptions:
             /ws, /events and /publish (empty: the gateway's own origin only).
         token: needed to subscribe (None: open).
         publish_token: needed to publish through the gateway (None: nobody can).
+        tokens_file: a TOML file of tokens scoped to topic filters (see
+            :func:`~relaybus.gateway.auth.load_tokens_file`); with it, clients without a
+            token get only what its ``[anonymous]`` table allows.
         max_frame: the largest WebSocket frame or POST body accepted, in bytes.
         keepalive: seconds between SSE keep-alive comments.
     """
@@ -88,6 +91,7 @@ class GatewayOptions:
     allowed_origins: Sequence[str] = ()
     token: str | None = field(default=None, repr=False)
     publish_token: str | None = field(default=None, repr=False)
+    tokens_file: str | None = None
     max_frame: int = 1024 * 1024
     keepalive: float = 15.0
 
@@ -150,9 +154,11 @@ class Gateway:
                                      or f"relaybus-firehose-{self.instance}")
             self.hub.add_sink(self.bridge.offer)
         self.limits = ConnectionLimits(options.max_connections, options.header_timeout)
-        self.tokens = Tokens(options.token, options.publish_token)
-        self.publisher = (BusPublisher(bus, options.topics[0])
-                          if options.publish_token else None)
+        self.tokens = Tokens(options.token, options.publish_token,
+                             load_tokens_file(options.tokens_file)
+                             if options.tokens_file else None)
+        self.publisher = (BusPublisher(bus, options.topics[0], template)
+                          if self.tokens.can_publish else None)
         self._context = WebContext(self.hub, self.tokens, self.publisher, self.stats,
                                    self.health, self.ready, self.instance, options.max_frame,
                                    options.keepalive, options.write_timeout,

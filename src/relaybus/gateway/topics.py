@@ -114,6 +114,34 @@ class TopicFilter:
                 return False
         return len(mine) == len(levels)
 
+    def covers(self, other: TopicFilter) -> bool:
+        """Whether every topic ``other`` matches, this filter matches too (``nova/#``
+        covers ``nova/+/compute``, not ``#``)."""
+        mine, theirs = self.levels, other.levels
+        for index, level in enumerate(mine):
+            if level == "#":
+                return True
+            if index >= len(theirs) or theirs[index] == "#":
+                return False  # theirs matches a shorter topic, or any level here
+            if level != "+" and level != theirs[index]:
+                return False  # theirs is '+' or another name here
+        return len(theirs) == len(mine)
+
+    def overlaps(self, other: TopicFilter) -> bool:
+        """Whether some topic matches both filters (``#`` and ``nova/#`` do; ``nova/#``
+        and ``keystone/#`` do not)."""
+        mine, theirs = self.levels, other.levels
+        for index in range(max(len(mine), len(theirs))):
+            a = mine[index] if index < len(mine) else None
+            b = theirs[index] if index < len(theirs) else None
+            if a == "#" or b == "#":
+                return True  # '#' matches the parent too: the topic where the other ends
+            if a is None or b is None:
+                return False
+            if a != "+" and b != "+" and a != b:
+                return False
+        return True
+
 
 class FilterSet:
     """The filters of one client: a topic matches if any filter does; cached per topic."""
@@ -148,3 +176,19 @@ class FilterSet:
                 self._cache.clear()
             hit = self._cache[topic] = any(f.matches(levels) for f in self.filters)
         return hit
+
+
+class NarrowedFilterSet(FilterSet):
+    """A client's filters within a scope: a topic is wanted when both match it.
+
+    Used when a client's filter reaches beyond its token's scope (``#`` with a token scoped
+    to ``nova/#``): it gets the part of what it asked for that the scope allows.
+    """
+
+    def __init__(self, filters: FilterSet, scope: FilterSet) -> None:
+        super().__init__(filters.filters)
+        self.scope = scope
+        self.everything = False
+
+    def matches(self, topic: str, levels: Sequence[str]) -> bool:
+        return super().matches(topic, levels) and self.scope.matches(topic, levels)

@@ -6,8 +6,9 @@ repeatable), may resume after the last event id it saw (``?since=`` on /ws;
 ``Last-Event-ID`` or ``?since=`` on /events), and gets its events from a bounded queue of its
 own (see :mod:`relaybus.gateway.hub`). Bad input gets a clear error and the connection is
 closed: HTTP 400/401/403/413 with a JSON body, or on a WebSocket an ``error`` frame followed
-by a close code (4400 bad request, 4401 bad token, 4403 not allowed to publish, 1009 frame too
-big). docs/protocol/cloudevents.md describes every frame.
+by a close code (4400 bad request, 4401 bad token, 4403 not allowed: to publish, or outside
+the token's scope; 1009 frame too big). Refusals are counted by reason (/stats ``auth``).
+docs/protocol/cloudevents.md describes every frame.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from relaybus.gateway.auth import Access, BadToken, Tokens
+from relaybus.gateway.auth import BadToken, Grant, OutOfScope, Tokens
 from relaybus.gateway.events import Event, encode
 from relaybus.gateway.hub import Hub, Item, Subscriber
 from relaybus.gateway.origins import CONSOLE_HEADERS, CORS, Origins
-from relaybus.gateway.publish import BadEvent, BusPublisher, parse_events
+from relaybus.gateway.publish import BadEvent, BusPublisher, Outgoing, parse_events
 from relaybus.gateway.tasks import first_completed
 from relaybus.gateway.topics import BadFilter, FilterSet
 
@@ -144,15 +145,55 @@ def _client_name(kind: str, scope: Scope) -> str:
     return f"{kind}[{client[0]}:{client[1]}]"
 
 
-def _hello(ctx: WebContext, subscriber: Subscriber, access: Access,
+def _hello(ctx: WebContext, subscriber: Subscriber, grant: Grant,
            since: str | None) -> dict[str, Any]:
     return {"kind": "hello", "gateway": "relaybus firehose", "instance": ctx.instance,
             "filters": subscriber.filters.texts, "since": since,
-            "access": access.name.lower(), "max_queue": subscriber.max_queue}
+            "access": grant.access.name.lower(),
+            "scope": grant.subscribe.texts if grant.scoped and grant.subscribe else None,
+            "max_queue": subscriber.max_queue}
 
 
-def _authorise(ctx: WebContext, headers: Any, scope: Scope) -> Access:
-    return ctx.tokens.access(Tokens.presented(headers, Query(scope)))
+def _authorise(ctx: WebContext, headers: Any, scope: Scope) -> Grant:
+    """The request's grant (counted when refused).
+
+    Raises:
+        BadToken: see :meth:`Tokens.grant`.
+    """
+    try:
+        return ctx.tokens.grant(Tokens.presented(headers, Query(scope)))
+    except BadToken:
+        ctx.tokens.count("bad-token")
+        raise
+
+
+def _subscription(ctx: WebContext, grant: Grant, scope: Scope) -> FilterSet:
+    """The filters a subscription gets, within the grant's scope (refusals counted).
+
+    Raises:
+        BadFilter: a malformed filter.
+        BadToken: the grant may not subscribe.
+        OutOfScope: a filter shares no topic with the grant's scope.
+    """
+    try:
+        return grant.subscription(FilterSet.parse(Query(scope).filters()))
+    except OutOfScope as exc:
+        ctx.tokens.count(exc.reason)
+        raise
+    except BadToken:
+        ctx.tokens.count("forbidden")
+        raise
+
+
+def _out_of_scope(ctx: WebContext, grant: Grant, publisher: BusPublisher,
+                  events: list[Outgoing]) -> str | None:
+    """Why ``grant`` may not publish ``events`` (None: it may); counted."""
+    try:
+        grant.check_publish([publisher.topic_of(event) for event in events])
+    except OutOfScope as exc:
+        ctx.tokens.count(exc.reason)
+        return str(exc)
+    return None
 
 
 class _Static:
@@ -178,13 +219,20 @@ class _ServerSentEvents:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            access = _authorise(self.ctx, request.headers, scope)
-            filters = FilterSet.parse(Query(scope).filters())
+            grant = _authorise(self.ctx, request.headers, scope)
         except BadToken as exc:
             await _error(401, "bad-token", str(exc))(scope, receive, send)
             return
+        try:
+            filters = _subscription(self.ctx, grant, scope)
         except BadFilter as exc:
             await _error(400, "bad-filter", str(exc))(scope, receive, send)
+            return
+        except OutOfScope as exc:
+            await _error(403, exc.reason, str(exc))(scope, receive, send)
+            return
+        except BadToken as exc:
+            await _error(403, "forbidden", str(exc))(scope, receive, send)
             return
         since = request.headers.get("last-event-id") or Query(scope).get("since")
         subscriber = self.ctx.hub.subscribe(_client_name("sse", scope), filters, since)
@@ -192,7 +240,7 @@ class _ServerSentEvents:
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", b"text/event-stream; charset=utf-8"),
                 (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
-            hello = encode(_hello(self.ctx, subscriber, access, since))
+            hello = encode(_hello(self.ctx, subscriber, grant, since))
             await send({"type": "http.response.body", "more_body": True,
                         "body": b"retry: 1000\nevent: hello\ndata: " + hello + b"\n\n"})
             ended = await first_completed(
@@ -246,25 +294,31 @@ class _WebSocketStream:
             return
         await websocket.accept()
         try:
-            access = _authorise(self.ctx, websocket.headers, websocket.scope)
+            grant = _authorise(self.ctx, websocket.headers, websocket.scope)
         except BadToken as exc:
             await self._fail(websocket, CLOSE_BAD_TOKEN, "bad-token", str(exc))
             return
         try:
-            filters = FilterSet.parse(Query(websocket.scope).filters())
+            filters = _subscription(self.ctx, grant, websocket.scope)
         except BadFilter as exc:
             await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-filter", str(exc))
+            return
+        except OutOfScope as exc:
+            await self._fail(websocket, CLOSE_FORBIDDEN, exc.reason, str(exc))
+            return
+        except BadToken as exc:
+            await self._fail(websocket, CLOSE_FORBIDDEN, "forbidden", str(exc))
             return
         since = Query(websocket.scope).get("since")
         subscriber = self.ctx.hub.subscribe(_client_name("ws", websocket.scope), filters, since)
         try:
-            await websocket.send_text(encode(_hello(self.ctx, subscriber, access,
+            await websocket.send_text(encode(_hello(self.ctx, subscriber, grant,
                                                     since)).decode())
             ended = await first_completed(
                 **{f"relaybus.gateway.{subscriber.name}.writer": self._write(subscriber,
                                                                               websocket),
                    f"relaybus.gateway.{subscriber.name}.reader": self._read(websocket,
-                                                                             access)})
+                                                                             grant)})
             if ended.endswith(".writer"):
                 await websocket.close(CLOSE_GOING_AWAY, "the gateway is shutting down")
         except (WebSocketDisconnect, OSError, Stalled):
@@ -289,7 +343,7 @@ class _WebSocketStream:
                         else encode(item.as_dict()).decode())
                 await _within(self.ctx, subscriber, websocket.send_text(text))
 
-    async def _read(self, websocket: WebSocket, access: Access) -> None:
+    async def _read(self, websocket: WebSocket, grant: Grant) -> None:
         """Handle what the client sends; return when it leaves or after closing on an error."""
         while True:
             message = await websocket.receive()
@@ -310,7 +364,8 @@ class _WebSocketStream:
                 await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-request",
                                  'the only action is {"action": "publish", "event": {...}}')
                 return
-            if access is not Access.PUBLISH or self.ctx.publisher is None:
+            if grant.publish is None or self.ctx.publisher is None:
+                self.ctx.tokens.count("forbidden")
                 await self._fail(websocket, CLOSE_FORBIDDEN, "forbidden",
                                  "publishing needs the gateway's publish token")
                 return
@@ -318,6 +373,10 @@ class _WebSocketStream:
                 events = parse_events(request.get("events", request.get("event")))
             except BadEvent as exc:
                 await self._fail(websocket, CLOSE_BAD_REQUEST, "bad-event", str(exc))
+                return
+            refusal = _out_of_scope(self.ctx, grant, self.ctx.publisher, events)
+            if refusal is not None:
+                await self._fail(websocket, CLOSE_FORBIDDEN, "publish-out-of-scope", refusal)
                 return
             await self.ctx.publisher.publish(events)
             await websocket.send_text(encode({"kind": "published", "count": len(events),
@@ -379,10 +438,11 @@ def build_app(ctx: WebContext) -> Starlette:
 
     async def publish(request: Request) -> Response:
         try:
-            access = _authorise(ctx, request.headers, request.scope)
+            grant = _authorise(ctx, request.headers, request.scope)
         except BadToken as exc:
             return _error(401, "bad-token", str(exc))
-        if access is not Access.PUBLISH or ctx.publisher is None:
+        if grant.publish is None or ctx.publisher is None:
+            ctx.tokens.count("forbidden")
             return _error(403, "forbidden", "publishing needs the gateway's publish token")
         body = await _read_body(request, ctx.max_body)
         if body is None:
@@ -393,6 +453,9 @@ def build_app(ctx: WebContext) -> Starlette:
             return _error(400, "bad-json", "the body must be JSON: an event or a list of them")
         except BadEvent as exc:
             return _error(400, "bad-event", str(exc))
+        refusal = _out_of_scope(ctx, grant, ctx.publisher, events)
+        if refusal is not None:
+            return _error(403, "publish-out-of-scope", refusal)
         await ctx.publisher.publish(events)
         return JSONResponse({"published": len(events)}, status_code=202)
 
@@ -401,12 +464,12 @@ def build_app(ctx: WebContext) -> Starlette:
             _authorise(ctx, request.headers, request.scope)
         except BadToken as exc:
             return _error(401, "bad-token", str(exc))
-        return JSONResponse(ctx.stats())
+        return JSONResponse({**ctx.stats(), "auth": ctx.tokens.stats()})
 
     async def healthz(request: Request) -> Response:
         try:
             token = Tokens.presented(request.headers, Query(request.scope))
-            detailed = token is not None and ctx.tokens.access(token) is not Access.NONE
+            detailed = token is not None and ctx.tokens.grant(token) is not None
         except BadToken:
             detailed = False
         healthy, details = ctx.health(detailed)
