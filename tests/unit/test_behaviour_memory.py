@@ -3,7 +3,7 @@
 import relaybus
 from relaybus.drivers.memory.broker import broker_named
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
-from relaybus.testing.delivery_behaviour import DeliveryBehaviour
+from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
 
 
 class TestMemoryRPC(RPCBehaviour):
@@ -19,4 +19,8 @@ class TestMemoryNotifications(NotificationBehaviour):
 
 
 class TestMemoryDelivery(DeliveryBehaviour):
+    transport_url = "memory://"
+
+
+class TestMemoryDelay(DelayBehaviour):
     transport_url = "memory://"

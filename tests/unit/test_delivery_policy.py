@@ -67,3 +67,28 @@ def test_a_reason_round_trips_through_a_context() -> None:
     assert DeadLetterReason.from_context(context) == reason
     assert DeadLetterReason.from_context({}) is None
     assert DeadLetterReason.from_context({"relaybus_dead_letter": {"kind": "x"}}) is None
+
+
+@pytest.mark.parametrize("delay", [-1, float("nan"), "5", True])
+def test_a_delay_must_be_seconds(relaybus_bus: relaybus.Bus, delay: Any) -> None:
+    with pytest.raises(ValueError, match="delay must be"):
+        relaybus_bus.rpc_client(Target(topic="t")).prepare(delay=delay)
+    with pytest.raises(ValueError, match="delay must be"):
+        relaybus_bus.notifier("p").prepare(delay=delay)
+
+
+async def test_a_delay_over_the_transports_longest_is_refused(
+        relaybus_bus: relaybus.Bus) -> None:
+    too_long = relaybus_bus.driver.max_delay + 1
+    with pytest.raises(ValueError, match="over the memory transport's longest"):
+        await relaybus_bus.rpc_client(Target(topic="t")).prepare(delay=too_long).cast(
+            {}, "m")
+    with pytest.raises(ValueError, match="over the memory transport's longest"):
+        await relaybus_bus.notifier("p").prepare(delay=too_long).info({}, "e", {})
+
+
+async def test_a_transport_that_cannot_delay_says_so(relaybus_bus: relaybus.Bus,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relaybus_bus.driver, "max_delay", 0.0)
+    with pytest.raises(relaybus.TransportError, match="cannot delay"):
+        await relaybus_bus.rpc_client(Target(topic="t")).prepare(delay=1).cast({}, "m")

@@ -21,6 +21,7 @@ from typing import Any
 
 from relaybus import telemetry
 from relaybus.conversion import convert, explain, to_json_value
+from relaybus.delivery.delay import check_delay, check_transport_can_delay, count_delayed
 from relaybus.errors import ConnectionFailure, InvalidPayload
 from relaybus.message import build_notification, encode_json
 from relaybus.serializer import JsonPayloadSerializer, Serializer
@@ -71,13 +72,16 @@ class Notifier:
         retry: on a lost connection, how many more times to try sending (None: none).
         emits: payload types by event type, ``{"event.type": PayloadType}`` or
             ``{"event.type": (PayloadType, "priority")}``, as ``Service.emits``.
+        delay: notifications reach their listeners this many seconds after they are sent
+            (see docs/delivery.md for each transport's precision and longest delay).
     """
 
     def __init__(self, driver: Driver, publisher_id: str | None, *,
                  topics: Sequence[str] = ("notifications",),
                  notifier_driver: str | Sequence[str] = "messaging",
                  serializer: Serializer | None = None, retry: int | None = None,
-                 emits: Mapping[str, Any] | None = None) -> None:
+                 emits: Mapping[str, Any] | None = None,
+                 delay: float | None = None) -> None:
         if isinstance(topics, str):
             topics = (topics,)
         if not topics:
@@ -94,14 +98,17 @@ class Notifier:
         self.captured: list[dict[str, Any]] = []
         self.emits = dict(emits or {})
         self._contracts = _contracts(self.emits)
+        self.delay = check_delay(delay)
         self._driver = driver
 
-    def prepare(self, publisher_id: str | None = None, retry: int | None = None) -> Notifier:
-        """A notifier like this one with another publisher_id or retry."""
+    def prepare(self, publisher_id: str | None = None, retry: int | None = None, *,
+                delay: float | None = None) -> Notifier:
+        """A notifier like this one with another publisher_id, retry or delay (seconds)."""
         clone = Notifier(self._driver, publisher_id or self.publisher_id,
                          topics=[t.topic for t in self.targets if t.topic],
                          notifier_driver=self.driver_names, serializer=self.serializer,
-                         retry=self.retry if retry is None else retry, emits=self.emits)
+                         retry=self.retry if retry is None else retry, emits=self.emits,
+                         delay=self.delay if delay is None else delay)
         clone.captured = self.captured
         return clone
 
@@ -151,11 +158,18 @@ class Notifier:
                 self.captured.append(message)
 
     async def _send_with_retry(self, message: dict[str, Any], priority: str) -> None:
+        if self.delay is not None:
+            check_transport_can_delay(self._driver, self.delay)
         for target in self.targets:
             attempt = 0
             while True:
                 try:
-                    await self._driver.send_notification(target, message, priority)
+                    if self.delay is None:
+                        await self._driver.send_notification(target, message, priority)
+                    else:
+                        await self._driver.notify_later(target, message, priority,
+                                                        self.delay)
+                        count_delayed(target.topic or "", self.delay)
                     break
                 except ConnectionFailure:
                     if self.retry is None or attempt >= self.retry:

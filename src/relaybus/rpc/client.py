@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from relaybus import telemetry
+from relaybus.delivery.delay import check_delay, check_transport_can_delay, count_delayed
 from relaybus.errors import InvalidTarget, RPCVersionCapError
 from relaybus.message import Request
 from relaybus.rpc.remote_errors import deserialize_exception
@@ -41,6 +42,9 @@ class RPCClient:
         allowed_remote_exmods: modules whose exceptions are rebuilt as themselves.
         call_monitor_timeout: ask the server for heartbeats; a call with no heartbeat for
             this long fails early, telling a dead server from a long call.
+        delay: casts reach their servers this many seconds after they are sent (see
+            docs/delivery.md for each transport's precision and longest delay); calls
+            cannot be delayed.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class RPCClient:
         serializer: Serializer | None = None,
         allowed_remote_exmods: Collection[str] = (),
         call_monitor_timeout: float | None = None,
+        delay: float | None = None,
     ) -> None:
         if not isinstance(target, Target):
             raise InvalidTarget(f"an RPC client needs a relaybus.Target, got {target!r}")
@@ -68,14 +73,16 @@ class RPCClient:
         self.serializer = serializer or JsonPayloadSerializer()
         self.allowed_remote_exmods = tuple(allowed_remote_exmods)
         self.call_monitor_timeout = call_monitor_timeout
+        self.delay = check_delay(delay)
         self._driver = driver
 
     def prepare(self, *, timeout: float | None = _UNSET, version_cap: str | None = _UNSET,
-                call_monitor_timeout: float | None = _UNSET, **target_changes: Any) -> RPCClient:
+                call_monitor_timeout: float | None = _UNSET, delay: float | None = _UNSET,
+                **target_changes: Any) -> RPCClient:
         """A client for a narrowed target, sharing this one's transport.
 
         Takes the Target fields (``exchange, topic, server, fanout, namespace, version``)
-        and ``timeout``, ``version_cap``, ``call_monitor_timeout``.
+        and ``timeout``, ``version_cap``, ``call_monitor_timeout``, ``delay``.
         """
         unknown = set(target_changes) - set(_TARGET_FIELDS)
         if unknown:
@@ -89,6 +96,7 @@ class RPCClient:
             allowed_remote_exmods=self.allowed_remote_exmods,
             call_monitor_timeout=(self.call_monitor_timeout if call_monitor_timeout is _UNSET
                                   else call_monitor_timeout),
+            delay=self.delay if delay is _UNSET else delay,
         )
 
     def can_send_version(self, version: str | None = None) -> bool:
@@ -124,6 +132,8 @@ class RPCClient:
         """
         if self.target.fanout:
             raise InvalidTarget("a call cannot be fanout: use cast() to reach every server")
+        if self.delay is not None:
+            raise ValueError("a call cannot be delayed: only casts can (prepare(delay=None))")
         request = self._request(ctxt, method, kwargs)
         with telemetry.sending("call", request_topic(self.target), method, request.context):
             reply = await self._driver.send(self.target, request, wait_for_reply=True,
@@ -137,10 +147,20 @@ class RPCClient:
     async def cast(self, ctxt: Any, method: str, **kwargs: Any) -> None:
         """Invoke ``method`` without waiting for it (every server of the topic if fanout).
 
+        With a ``delay``, the cast reaches its servers that many seconds later, and whether
+        a server listens is not checked (one may start within the delay).
+
         Raises:
             MessageUndeliverable: no server listens on the target.
             TypeError: an argument cannot be encoded (nothing was sent).
+            TransportError: a delay on a transport that cannot delay messages.
         """
         request = self._request(ctxt, method, kwargs)
+        if self.delay is not None:
+            check_transport_can_delay(self._driver, self.delay)
         with telemetry.sending("cast", request_topic(self.target), method, request.context):
-            await self._driver.send(self.target, request, wait_for_reply=False)
+            if self.delay is None:
+                await self._driver.send(self.target, request, wait_for_reply=False)
+            else:
+                await self._driver.cast_later(self.target, request, self.delay)
+                count_delayed(request_topic(self.target), self.delay)

@@ -191,3 +191,53 @@ class DeliveryBehaviour(_Suite):
             with pytest.raises(RuntimeError, match="failure 1"):
                 await client.call({}, "record", value=1)
         assert len(flaky.runs) == 1
+
+
+class DelayBehaviour(_Suite):
+    """Delayed casts and notifications: never early, and within the transport's precision.
+
+    ``delay_slack`` is how much later than its delay a message may arrive before the test
+    fails: the transport's stated precision plus room for a loaded test machine.
+    """
+
+    delay: float = 0.4
+    delay_slack: float = 2.0
+
+    async def test_a_delayed_cast_arrives_no_earlier_than_its_delay(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        arrivals = Recorder()
+
+        class Clock:
+            async def record(self, ctxt: Any, value: Any) -> None:
+                arrivals.add((value, time.monotonic()))
+
+        client = bus.rpc_client(Target(topic=topic)).prepare(delay=self.delay)
+        sent = time.monotonic()
+        await client.cast({}, "record", value=1)  # no server yet: it may start in the delay
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [Clock()]):
+            ((value, arrived),) = await arrivals.wait_for(1, WAIT + self.delay)
+        assert value == 1
+        assert self.delay <= arrived - sent < self.delay + self.delay_slack, arrived - sent
+
+    async def test_a_delayed_notification_arrives_no_earlier_than_its_delay(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        arrivals = Recorder()
+
+        class Clock:
+            async def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                           metadata: dict[str, Any]) -> None:
+                arrivals.add((payload, time.monotonic()))
+
+        async with bus.notification_listener([Target(topic=topic)], [Clock()]):
+            notifier = bus.notifier("p", topics=[topic])
+            sent = time.monotonic()
+            await notifier.prepare(delay=self.delay).info({}, "later", {"n": 1})
+            await notifier.info({}, "now", {"n": 2})
+            first, second = await arrivals.wait_for(2, WAIT + self.delay)
+        assert first[0] == {"n": 2} and second[0] == {"n": 1}
+        assert self.delay <= second[1] - sent < self.delay + self.delay_slack, second[1] - sent
+
+    async def test_a_call_cannot_be_delayed(self, bus: relaybus.Bus, topic: str) -> None:
+        client = bus.rpc_client(Target(topic=topic), timeout=WAIT).prepare(delay=1)
+        with pytest.raises(ValueError, match="a call cannot be delayed"):
+            await client.call({}, "record", value=1)

@@ -197,6 +197,34 @@ class Driver(abc.ABC):
         """
         raise TransportError(f"the {self.url.scheme} transport cannot tap messages")
 
+    #: the longest delay, in seconds, :meth:`cast_later` and :meth:`notify_later` accept
+    #: (0: this transport cannot delay messages)
+    max_delay: float = 0.0
+
+    async def cast_later(self, target: Target, request: Request, delay: float) -> None:
+        """Send a cast that reaches its servers ``delay`` seconds from now, not earlier.
+
+        The request is encoded now (TypeError, MessageTooLarge at the caller). Whether
+        anybody listens is not checked: servers may start within the delay; a cast nobody
+        takes when it is due is dropped, as a cast to nobody is. Where the broker keeps it,
+        the delayed cast survives the sender and a broker restart once this returns.
+
+        Raises:
+            TransportError: the transport cannot delay messages (the default).
+        """
+        raise TransportError(f"the {self.url.scheme} transport cannot delay messages")
+
+    async def notify_later(self, target: Target, message: dict[str, Any], priority: str,
+                           delay: float) -> None:
+        """Publish a notification that reaches its listeners ``delay`` seconds from now.
+
+        As :meth:`send_notification`, and as :meth:`cast_later` about when and how long.
+
+        Raises:
+            TransportError: the transport cannot delay messages (the default).
+        """
+        raise TransportError(f"the {self.url.scheme} transport cannot delay messages")
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release every connection and task; idempotent."""

@@ -8,10 +8,15 @@ to nobody fail at once with MessageUndeliverable.
 
 ``memory://`` is the process's default broker; ``memory://NAME`` a separate one, handy
 for isolating tests.
+
+Delayed messages (``cast_later``, ``notify_later``) wait on an event-loop timer that holds
+the broker, not the bus: they are delivered even if the sending bus closed meanwhile, as
+long as the process and its loop run; the precision is the loop's (about a millisecond).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +61,7 @@ from relaybus.transport.replies import PendingReplies
 from relaybus.url import TransportURL
 
 LOG = logging.getLogger(__name__)
+MAX_DELAY = 30 * 24 * 3600.0
 
 
 class _MemoryRequest(IncomingRequest):
@@ -131,6 +137,8 @@ class MemoryDriver(Driver):
         #: the checks every received message goes through (and what they refused)
         self.intake = Intake("memory", self.max_message_size, AMQP_REPLY_QUEUE)
 
+    max_delay = MAX_DELAY
+
     @property
     def broker(self) -> MemoryBroker:
         if self._broker is None:
@@ -197,6 +205,19 @@ class MemoryDriver(Driver):
         if not self.broker.publish(DEFAULT_EXCHANGE, reply_q, body):
             LOG.info("reply queue %s is gone; dropping the reply to %s", reply_q, msg_id)
 
+    async def cast_later(self, target: Target, request: Request, delay: float) -> None:
+        broker = self.broker
+        exchange, routing_key = self._route(target)
+        body = self.check_size(pack(build_request(
+            request.method, request.args, request.context, namespace=request.namespace,
+            version=request.version)))
+
+        def due() -> None:
+            if not broker.publish(exchange, routing_key, body):
+                LOG.info("a delayed cast of %s to %s was dropped: no server listens",
+                         request.method, routing_key or exchange)
+        asyncio.get_running_loop().call_later(delay, due)
+
     async def listen(self, target: Target, handler: RequestHandler) -> Subscription:
         broker = self.broker
         if target.topic is None:
@@ -239,6 +260,17 @@ class MemoryDriver(Driver):
 
     async def send_notification(self, target: Target, message: dict[str, Any],
                                 priority: str) -> None:
+        exchange, key, body = self._notification(target, message, priority)
+        self.broker.publish(exchange, key, body)
+
+    async def notify_later(self, target: Target, message: dict[str, Any], priority: str,
+                           delay: float) -> None:
+        exchange, key, body = self._notification(target, message, priority)
+        asyncio.get_running_loop().call_later(delay, self.broker.publish, exchange, key, body)
+
+    def _notification(self, target: Target, message: dict[str, Any],
+                      priority: str) -> tuple[str, str, bytes]:
+        """Encode a notification and declare the default pool's queue (so it waits there)."""
         broker = self.broker
         if target.topic is None:
             raise MessageUndeliverable(target, "a notification target needs a topic")
@@ -249,7 +281,7 @@ class MemoryDriver(Driver):
             broker.declare_queue(key)
             broker.bind(key, exchange, key)
             self._declared.add((exchange, key))
-        broker.publish(exchange, key, body)
+        return exchange, key, body
 
     async def listen_for_notifications(self, targets_and_priorities: Sequence[tuple[Target, str]],
                                        pool: str | None,
