@@ -8,8 +8,10 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from relaybus import telemetry
 from relaybus.errors import InvalidTransportURL
 from relaybus.lifecycle import Consuming
+from relaybus.middleware import Middleware, Pipeline
 from relaybus.notify.listener import BatchNotificationListener, NotificationListener
 from relaybus.notify.notifier import Notifier
 from relaybus.rpc.client import RPCClient
@@ -60,12 +62,15 @@ def make_driver(url: str | None = None, **options: Any) -> Driver:
                         max_message_size=max_message_size, **merged)
 
 
-async def connect(url: str | None = None, **options: Any) -> Bus:
+async def connect(url: str | None = None, *, middleware: Sequence[Middleware] = (),
+                  **options: Any) -> Bus:
     """Connect to the transport a URL names and return a bus.
 
     Args:
         url: e.g. ``memory://``, ``rabbit://user:pass@host:5672/vhost``; None reads
             ``$RELAYBUS_URL``, else ``memory://``.
+        middleware: code around sending and handling every request and notification of
+            this bus, the first outermost (see :mod:`relaybus.middleware`).
         options: ``control_exchange`` (default ``openstack``), ``max_message_size``
             (bytes, default 8 MiB), and the driver's own options.
 
@@ -74,9 +79,10 @@ async def connect(url: str | None = None, **options: Any) -> Bus:
             installed ones), or an unknown option.
         ConnectionFailure, AuthenticationFailure: the broker cannot be reached or refuses.
     """
+    pipeline = Pipeline(middleware, builtins=telemetry.builtin_middleware)  # checked first
     driver = make_driver(url, **options)
     await driver.connect()
-    return Bus(driver)
+    return Bus(driver, pipeline=pipeline)
 
 
 class Bus:
@@ -84,10 +90,17 @@ class Bus:
 
     Closing the bus stops (and drains) the servers and listeners it created, then closes
     the transport. A bus works with any driver object, so tests may pass their own.
+
+    Args:
+        driver: the transport.
+        middleware: as for :func:`connect` (ignored when ``pipeline`` is given).
+        pipeline: the middleware already composed, telemetry included.
     """
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, *, middleware: Sequence[Middleware] = (),
+                 pipeline: Pipeline | None = None) -> None:
         self.driver = driver
+        self.pipeline = pipeline or Pipeline(middleware, builtins=telemetry.builtin_middleware)
         self._consumers: weakref.WeakSet[Consuming] = weakref.WeakSet()
         self._closed = False
 
@@ -113,14 +126,14 @@ class Bus:
         """A client for ``target``; see :class:`~relaybus.rpc.RPCClient`."""
         return RPCClient(self.driver, target, timeout=timeout, version_cap=version_cap,
                          serializer=serializer, allowed_remote_exmods=allowed_remote_exmods,
-                         call_monitor_timeout=call_monitor_timeout)
+                         call_monitor_timeout=call_monitor_timeout, pipeline=self.pipeline)
 
     def rpc_server(self, target: Target, endpoints: Sequence[object],
                    access_policy: RPCAccessPolicy | None = None,
                    serializer: Serializer | None = None, **options: Any) -> RPCServer:
         """A server for ``target`` (not started); see :class:`~relaybus.rpc.RPCServer`."""
         server = RPCServer(self.driver, target, endpoints, access_policy=access_policy,
-                           serializer=serializer, **options)
+                           serializer=serializer, pipeline=self.pipeline, **options)
         self._consumers.add(server)
         return server
 
@@ -131,12 +144,14 @@ class Bus:
                  emits: Mapping[str, Any] | None = None) -> Notifier:
         """A notifier; see :class:`~relaybus.notify.Notifier`."""
         return Notifier(self.driver, publisher_id, topics=topics, notifier_driver=driver,
-                        serializer=serializer, retry=retry, emits=emits)
+                        serializer=serializer, retry=retry, emits=emits,
+                        pipeline=self.pipeline)
 
     def notification_listener(self, targets: Sequence[Target], endpoints: Sequence[object],
                               pool: str | None = None, **options: Any) -> NotificationListener:
         """A listener (not started); see :class:`~relaybus.notify.NotificationListener`."""
-        listener = NotificationListener(self.driver, targets, endpoints, pool=pool, **options)
+        listener = NotificationListener(self.driver, targets, endpoints, pool=pool,
+                                        pipeline=self.pipeline, **options)
         self._consumers.add(listener)
         return listener
 

@@ -15,6 +15,7 @@
     ├── InvalidTarget               (also ValueError) a Target that cannot be used there
     ├── InvalidTransportURL         (also ValueError) a transport URL that cannot be used
     ├── MalformedMessage            (also ValueError) a received message that cannot be read
+    ├── Rejected                    middleware refused the message (subclass it for reasons)
     ├── TransportError              the transport failed (broker gone, channel closed)
     │   ├── ConnectionFailure       (also ConnectionError) cannot reach the broker
     │   └── AuthenticationFailure   bad credentials or vhost: retrying will not help
@@ -163,6 +164,16 @@ class InvalidTransportURL(MessagingError, ValueError):
 
 class MalformedMessage(MessagingError, ValueError):
     """A received message is not one relaybus can read (bad JSON, missing fields...)."""
+
+
+class Rejected(MessagingError):
+    """Middleware refused a message; subclass it to give the reason a type.
+
+    Raised by a middleware (see :mod:`relaybus.middleware`). The caller of a call gets it
+    back with its type kept; a rejected cast or notification is counted and logged.
+    A subclass with more than a message sets ``self.kwargs`` (a dict of its other
+    constructor arguments), so the caller rebuilds it whole.
+    """
 
 
 class TransportError(MessagingError):

@@ -1,4 +1,8 @@
-"""Traces and metrics, when their libraries are installed; nothing otherwise.
+"""Traces and metrics, as built-in middleware (see :mod:`relaybus.middleware`).
+
+Telemetry uses only the middleware hooks any application can use: :func:`builtin_middleware`
+is what every bus puts outside the application's own middleware. When no tracer provider is
+installed and metrics are not enabled it is empty, so messages pay nothing for telemetry.
 
 **Traces** (``opentelemetry-api``): a call or cast opens a CLIENT/PRODUCER span and puts the
 W3C trace context (``traceparent``) into the message context, which travels as
@@ -6,18 +10,20 @@ W3C trace context (``traceparent``) into the message context, which travels as
 request in a SERVER/CONSUMER span continuing that trace, so notifications its endpoint
 sends, and their listeners' spans, join the same trace.
 
-**Metrics** (``prometheus-client``), in the default registry so applications expose them
-with their own: requests sent and handled by outcome, timeouts, latency histograms per
-topic and method, requests in flight, notifications sent and handled, reconnects.
-``relaybus serve --metrics-port`` serves them over HTTP.
+**Metrics** (``prometheus-client``), once :func:`enable_metrics` is called, in the default
+registry so applications expose them with their own: requests sent and handled by outcome,
+timeouts, latency histograms per topic and method, requests in flight, notifications sent
+and handled, messages rejected by middleware, reconnects (always counted).
+``relaybus serve --metrics-port`` enables them and serves them over HTTP.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, MutableMapping
 from typing import Any
+
+from relaybus.errors import Rejected
+from relaybus.middleware import Middleware, Next, NotificationInfo, RequestInfo
 
 try:
     from opentelemetry import propagate, trace
@@ -34,7 +40,7 @@ UNKNOWN_METHOD = "<unknown>"
 _tracer_for: dict[int, Any] = {}
 
 
-_provider_seen: list[Any] = [None, 0.0]  # (provider, when it was looked up)
+_provider_seen: list[Any] = [None, 0.0, None]  # (provider, when it was looked up, tracer)
 PROVIDER_RECHECK = 1.0
 
 
@@ -51,9 +57,16 @@ def _active_tracer() -> Any:
     provider = getattr(trace, "_TRACER_PROVIDER", None)
     if provider is None:
         now = time.monotonic()
-        if now - _provider_seen[1] > PROVIDER_RECHECK:
-            _provider_seen[0], _provider_seen[1] = trace.get_tracer_provider(), now
-        provider = _provider_seen[0]
+        if now - _provider_seen[1] <= PROVIDER_RECHECK:
+            return _provider_seen[2]
+        provider = trace.get_tracer_provider()
+        _provider_seen[0], _provider_seen[1] = provider, now
+        _provider_seen[2] = _tracer_of(provider)
+        return _provider_seen[2]
+    return _tracer_of(provider)
+
+
+def _tracer_of(provider: Any) -> Any:
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
     tracer = _tracer_for.get(id(provider))
@@ -101,6 +114,9 @@ class _Metrics:
         self.notifications_handled = metric(p.Counter, "relaybus_notifications_handled_total",
                                             "Notifications a listener handled, by outcome",
                                             "priority", "outcome")
+        self.rejected = metric(p.Counter, "relaybus_messages_rejected_total",
+                               "Messages middleware rejected, by kind, side and reason",
+                               "kind", "side", "topic", "reason")
         self.reconnects = metric(p.Counter, "relaybus_reconnects_total",
                                  "Connections re-established after a loss", "transport")
 
@@ -111,122 +127,198 @@ _metrics = _Metrics() if prometheus is not None else None
 def _outcome(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
-    name = type(exc).__name__
+    cause = getattr(exc, "cause", None)  # a cast its delivery policy gave up on: last error
+    name = type(cause if isinstance(cause, BaseException) else exc).__name__
     return "timeout" if name == "MessagingTimeout" else name.removesuffix("_Remote")
 
 
-@contextlib.contextmanager
-def sending(kind: str, topic: str, method: str,
-            context: MutableMapping[str, Any]) -> Iterator[None]:
-    """Around sending a call or cast: a span, the trace context injected, metrics."""
-    started = time.perf_counter()
-    error: BaseException | None = None
-    span_cm: Any = contextlib.nullcontext()
-    tracer = _active_tracer()
-    if tracer is not None:
-        span_cm = tracer.start_as_current_span(
-            f"{topic}.{method} {kind}",
-            kind=SpanKind.CLIENT if kind == "call" else SpanKind.PRODUCER,
-            attributes={"messaging.system": "relaybus", "messaging.destination.name": topic,
-                        "rpc.method": method, "messaging.operation.type": "send"})
-    with span_cm as span:
-        if tracer is not None:
-            propagate.inject(context)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
+
+
+def _topics(notification: NotificationInfo) -> str:
+    return ",".join(notification.topics)
+
+
+class Tracing(Middleware):
+    """Spans around sending and handling, and the W3C trace context carried in the context."""
+
+    def __init__(self, tracer: Any) -> None:
+        self._tracer = tracer
+
+    async def send_request(self, request: RequestInfo, call_next: Next[RequestInfo]) -> Any:
+        with self._tracer.start_as_current_span(
+                f"{request.topic}.{request.method} {request.kind}",
+                kind=SpanKind.CLIENT if request.kind == "call" else SpanKind.PRODUCER,
+                attributes={"messaging.system": "relaybus",
+                            "messaging.destination.name": request.topic,
+                            "rpc.method": request.method,
+                            "messaging.operation.type": "send"}) as span:
+            propagate.inject(request.context)
+            try:
+                return await call_next(request)
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, _first_line(exc))
+                raise
+
+    async def handle_request(self, request: RequestInfo, call_next: Next[RequestInfo]) -> Any:
+        with self._tracer.start_as_current_span(
+                f"{request.topic} handle", context=propagate.extract(request.context),
+                kind=SpanKind.SERVER if request.kind == "call" else SpanKind.CONSUMER,
+                attributes={"messaging.system": "relaybus",
+                            "messaging.destination.name": request.topic,
+                            "messaging.operation.type": "process"}) as span:
+            try:
+                return await call_next(request)
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, _first_line(exc))
+                raise
+            finally:
+                # junk method names never name a span: only those the server resolved
+                method = request.method if request.resolved else UNKNOWN_METHOD
+                span.update_name(f"{request.topic}.{method} handle")
+                span.set_attribute("rpc.method", method)
+
+    async def send_notification(self, notification: NotificationInfo,
+                                call_next: Next[NotificationInfo]) -> Any:
+        with self._tracer.start_as_current_span(
+                f"{notification.event_type} notify", kind=SpanKind.PRODUCER,
+                attributes={"messaging.system": "relaybus",
+                            "messaging.destination.name": _topics(notification),
+                            "relaybus.event_type": notification.event_type,
+                            "relaybus.priority": notification.priority}):
+            propagate.inject(notification.context)
+            return await call_next(notification)
+
+    async def handle_notification(self, notification: NotificationInfo,
+                                  call_next: Next[NotificationInfo]) -> Any:
+        with self._tracer.start_as_current_span(
+                f"{notification.event_type} receive",
+                context=propagate.extract(notification.context), kind=SpanKind.CONSUMER,
+                attributes={"messaging.system": "relaybus",
+                            "relaybus.event_type": notification.event_type,
+                            "relaybus.priority": notification.priority}):
+            return await call_next(notification)
+
+
+class Metrics(Middleware):
+    """Prometheus counters and histograms of what is sent and handled (see module doc)."""
+
+    def __init__(self, metrics: _Metrics) -> None:
+        self._m = metrics
+
+    def _rejected(self, message: RequestInfo | NotificationInfo, topic: str,
+                  exc: BaseException | None) -> None:
+        if isinstance(exc, Rejected):
+            self._m.rejected(message.kind, message.side, topic, type(exc).__name__).inc()
+
+    async def send_request(self, request: RequestInfo, call_next: Next[RequestInfo]) -> Any:
+        started = time.perf_counter()
+        error: BaseException | None = None
         try:
-            yield
+            return await call_next(request)
         except BaseException as exc:
             error = exc
-            if span is not None:
-                span.record_exception(exc)
-                span.set_status(StatusCode.ERROR, str(exc).splitlines()[0] if str(exc) else "")
+            self._rejected(request, request.topic, exc)
             raise
         finally:
-            if _metrics is not None:
-                _metrics.sent(kind, topic, method, _outcome(error)).inc()
-                if kind == "call":
-                    _metrics.call_seconds(topic, method).observe(
-                        time.perf_counter() - started)
-
-
-@contextlib.contextmanager
-def handling(topic: str, context: dict[str, Any], expects_reply: bool) -> Iterator[
-        dict[str, str]]:
-    """Around a server handling a request: the caller's trace continued, metrics.
-
-    Yields a dict whose ``method`` the server sets once it knows the request is valid (so
-    that junk method names never become metric labels).
-    """
-    labels = {"method": UNKNOWN_METHOD}
-    started = time.perf_counter()
-    error: BaseException | None = None
-    span_cm: Any = contextlib.nullcontext()
-    tracer = _active_tracer()
-    if tracer is not None:
-        span_cm = tracer.start_as_current_span(
-            f"{topic} handle", context=propagate.extract(context),
-            kind=SpanKind.SERVER if expects_reply else SpanKind.CONSUMER,
-            attributes={"messaging.system": "relaybus", "messaging.destination.name": topic,
-                        "messaging.operation.type": "process"})
-    if _metrics is not None:
-        _metrics.in_flight(topic).inc()
-    with span_cm as span:
-        try:
-            yield labels
-        except BaseException as exc:
-            error = exc
-            if span is not None:
-                span.record_exception(exc)
-                span.set_status(StatusCode.ERROR)
-            raise
-        finally:
-            if span is not None:
-                span.update_name(f"{topic}.{labels['method']} handle")
-                span.set_attribute("rpc.method", labels["method"])
-                if "error" in labels:
-                    span.set_status(StatusCode.ERROR, labels["error"])
-            if _metrics is not None:
-                _metrics.in_flight(topic).dec()
-                _metrics.handled(topic, labels["method"],
-                                        labels.get("error", _outcome(error))).inc()
-                _metrics.handle_seconds(topic, labels["method"]).observe(
+            m = self._m
+            m.sent(request.kind, request.topic, request.method, _outcome(error)).inc()
+            if request.kind == "call":
+                m.call_seconds(request.topic, request.method).observe(
                     time.perf_counter() - started)
 
+    async def handle_request(self, request: RequestInfo, call_next: Next[RequestInfo]) -> Any:
+        m = self._m
+        started = time.perf_counter()
+        error: BaseException | None = None
+        in_flight = m.in_flight(request.topic)
+        in_flight.inc()
+        try:
+            return await call_next(request)
+        except BaseException as exc:
+            error = exc
+            self._rejected(request, request.topic, exc)
+            raise
+        finally:
+            in_flight.dec()
+            method = request.method if request.resolved else UNKNOWN_METHOD
+            m.handled(request.topic, method, _outcome(error)).inc()
+            m.handle_seconds(request.topic, method).observe(time.perf_counter() - started)
 
-@contextlib.contextmanager
-def notifying(topic: str, event_type: str, priority: str,
-              context: MutableMapping[str, Any]) -> Iterator[None]:
-    """Around sending a notification: a PRODUCER span, the trace context injected."""
-    span_cm: Any = contextlib.nullcontext()
+    async def send_notification(self, notification: NotificationInfo,
+                                call_next: Next[NotificationInfo]) -> Any:
+        try:
+            message_id = await call_next(notification)
+        except Rejected as exc:
+            self._rejected(notification, _topics(notification), exc)
+            raise
+        self._m.notifications_sent(_topics(notification), notification.priority).inc()
+        return message_id
+
+    async def handle_notification(self, notification: NotificationInfo,
+                                  call_next: Next[NotificationInfo]) -> Any:
+        try:
+            result = await call_next(notification)
+        except Rejected as exc:
+            self._rejected(notification, _topics(notification), exc)
+            self._m.notifications_handled(notification.priority, "rejected").inc()
+            raise
+        self._m.notifications_handled(notification.priority,
+                                      "requeued" if result == "requeue" else "handled").inc()
+        return result
+
+
+_metrics_on = [False]
+_built: list[Any] = [None, False, ()]  # (tracer, metrics on, the middleware built for them)
+
+
+def enable_metrics() -> None:
+    """Record Prometheus metrics from now on (``relaybus serve --metrics-port`` does).
+
+    Metrics are off until asked for, so an application that does not expose them pays
+    nothing per message.
+
+    Raises:
+        RuntimeError: ``prometheus-client`` is not installed (extra ``relaybus[ops]``).
+    """
+    if _metrics is None:
+        raise RuntimeError("metrics need prometheus-client: pip install 'relaybus[ops]'")
+    _metrics_on[0] = True
+
+
+def disable_metrics() -> None:
+    """Stop recording metrics (those recorded stay in the registry)."""
+    _metrics_on[0] = False
+
+
+def metrics_enabled() -> bool:
+    """Whether metrics are being recorded."""
+    return _metrics_on[0]
+
+
+def builtin_middleware() -> tuple[Middleware, ...]:
+    """The telemetry middleware in effect now: tracing once a tracer provider is installed,
+    metrics once enabled; empty (and free) otherwise.
+
+    Cheap enough to ask on every message: the same tuple comes back until the tracer
+    provider or the metrics switch changes.
+    """
     tracer = _active_tracer()
+    metrics_on = _metrics_on[0]
+    if tracer is _built[0] and metrics_on is _built[1]:
+        layers: tuple[Middleware, ...] = _built[2]
+        return layers
+    built: list[Middleware] = []
     if tracer is not None:
-        span_cm = tracer.start_as_current_span(
-            f"{event_type} notify", kind=SpanKind.PRODUCER,
-            attributes={"messaging.system": "relaybus", "messaging.destination.name": topic,
-                        "relaybus.event_type": event_type, "relaybus.priority": priority})
-    with span_cm:
-        if tracer is not None:
-            propagate.inject(context)
-        yield
-    if _metrics is not None:
-        _metrics.notifications_sent(topic, priority).inc()
-
-
-@contextlib.contextmanager
-def receiving_notification(event_type: str, priority: str,
-                           context: dict[str, Any]) -> Iterator[dict[str, str]]:
-    """Around a listener handling a notification: a CONSUMER span in the sender's trace."""
-    outcome = {"outcome": "handled"}
-    span_cm: Any = contextlib.nullcontext()
-    tracer = _active_tracer()
-    if tracer is not None:
-        span_cm = tracer.start_as_current_span(
-            f"{event_type} receive", context=propagate.extract(context), kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "relaybus", "relaybus.event_type": event_type,
-                        "relaybus.priority": priority})
-    with span_cm:
-        yield outcome
-    if _metrics is not None:
-        _metrics.notifications_handled(priority, outcome["outcome"]).inc()
+        built.append(Tracing(tracer))
+    if metrics_on and _metrics is not None:
+        built.append(Metrics(_metrics))
+    _built[:] = [tracer, metrics_on, tuple(built)]
+    return _built[2]
 
 
 def count_reconnect(transport: str) -> None:

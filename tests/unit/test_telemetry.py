@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import relaybus
-from relaybus import Target
+from relaybus import Target, telemetry
 from relaybus.testing.behaviour import WAIT, Recorder
 
 EXPORTER = InMemorySpanExporter()
@@ -91,10 +91,19 @@ async def test_errors_mark_the_spans() -> None:
     assert not spans["orders_err.broken handle"].status.is_ok
 
 
+@pytest.fixture
+def metrics_on() -> Iterator[None]:
+    """Metrics are recorded once asked for (``relaybus serve --metrics-port`` asks)."""
+    telemetry.enable_metrics()
+    yield
+    telemetry.disable_metrics()
+
+
 def _value(name: str, labels: dict[str, str]) -> float:
     return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+@pytest.mark.usefixtures("metrics_on")
 async def test_metrics_count_calls_casts_errors_and_unknown_methods() -> None:
     labels = {"topic": "metered", "method": "place"}
     before_ok = _value("relaybus_rpc_requests_sent_total", {"kind": "call", **labels,

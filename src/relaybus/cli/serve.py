@@ -20,6 +20,7 @@ import sys
 import click
 
 import relaybus
+from relaybus import telemetry
 from relaybus.cli import logs
 from relaybus.cli.common import MEMORY_NOTE, fail, in_process, settings_from, url_option
 from relaybus.cli.settings import Settings
@@ -95,6 +96,7 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
             fail(ValueError(f"--metrics-port {settings.metrics_port}: cannot listen on "
                             f"{settings.metrics_addr}:{settings.metrics_port} "
                             f"({exc.strerror or exc}); choose another port"))
+        telemetry.enable_metrics()  # metrics are recorded only once someone exposes them
 
     async def go() -> None:
         state = _State()

@@ -32,9 +32,16 @@ from relaybus.conversion import convert
 from relaybus.delivery import DeliveryPolicy
 from relaybus.delivery.attempts import GivenUp, run_with_policy
 from relaybus.delivery.letters import DeadLetterReason, notification_letter, replays_of, send_letter
-from relaybus.errors import InvalidTarget
+from relaybus.errors import InvalidTarget, Rejected
 from relaybus.lifecycle import Consuming
 from relaybus.message import PRIORITIES, Notification
+from relaybus.middleware import (
+    HANDLE_NOTIFICATION,
+    NotificationInfo,
+    Pipeline,
+    RejectionLog,
+    run,
+)
 from relaybus.notify.filters import NotificationFilter
 from relaybus.serializer import JsonPayloadSerializer, Serializer
 from relaybus.target import Target
@@ -105,7 +112,8 @@ class _ListenerBase(Consuming):
     def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
                  *, pool: str | None, serializer: Serializer | None, allow_requeue: bool,
                  max_concurrency: int, threads: int, drain_timeout: float,
-                 delivery: DeliveryPolicy | None = None) -> None:
+                 delivery: DeliveryPolicy | None = None,
+                 pipeline: Pipeline | None = None) -> None:
         if delivery is not None and not isinstance(delivery, DeliveryPolicy):
             raise TypeError(f"delivery must be a relaybus.DeliveryPolicy, got {delivery!r}")
         self.delivery = delivery or DeliveryPolicy()
@@ -134,6 +142,9 @@ class _ListenerBase(Consuming):
         self._driver = driver
         self._serializer = serializer or JsonPayloadSerializer()
         self._allow_requeue = allow_requeue
+        self._pipeline = pipeline or Pipeline(builtins=telemetry.builtin_middleware)
+        self._topics = tuple(t.topic or "" for t in self.targets)
+        self.rejections = RejectionLog(LOG, f"listener[{pool or 'default'}]")
 
     @property
     def priorities(self) -> list[str]:
@@ -208,6 +219,12 @@ class NotificationListener(_ListenerBase):
             ``DeliveryPolicy(attempts=retries + 1, backoff=retry_backoff,
             dead_letter=dead_letter_topic)``; not together with ``delivery``.
         max_concurrency, threads, drain_timeout: as for :class:`~relaybus.rpc.RPCServer`.
+        pipeline: the bus's middleware (default: telemetry only); its
+            ``handle_notification`` hooks run around each notification's handlers.
+
+    Attributes:
+        rejections: notifications the middleware rejected (acknowledged, not
+            dead-lettered), counted by reason (error class).
     """
 
     def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
@@ -215,7 +232,8 @@ class NotificationListener(_ListenerBase):
                  allow_requeue: bool = True, delivery: DeliveryPolicy | None = None,
                  retries: int | None = None, retry_backoff: float | None = None,
                  dead_letter_topic: str | None = None, max_concurrency: int = 64,
-                 threads: int = 16, drain_timeout: float = 30.0) -> None:
+                 threads: int = 16, drain_timeout: float = 30.0,
+                 pipeline: Pipeline | None = None) -> None:
         shorthands = (retries, retry_backoff, dead_letter_topic)
         if delivery is not None and any(v is not None for v in shorthands):
             raise ValueError("give delivery= or retries/retry_backoff/dead_letter_topic, "
@@ -226,17 +244,38 @@ class NotificationListener(_ListenerBase):
                 0.5 if retry_backoff is None else retry_backoff, dead_letter_topic)
         super().__init__(driver, targets, endpoints, pool=pool, serializer=serializer,
                          allow_requeue=allow_requeue, max_concurrency=max_concurrency,
-                         threads=threads, drain_timeout=drain_timeout, delivery=delivery)
+                         threads=threads, drain_timeout=drain_timeout, delivery=delivery,
+                         pipeline=pipeline)
 
     async def _on_message(self, incoming: IncomingNotification) -> None:
         await self.executor.submit(lambda: self._handle(incoming))
 
     async def _handle(self, incoming: IncomingNotification) -> None:
-        n = incoming.notification
-        with telemetry.receiving_notification(n.event_type, n.priority, n.context) as outcome:
+        hooks = self._pipeline.hooks(HANDLE_NOTIFICATION)
+        if not hooks:
             requeue = await self._deliver(incoming)
-            outcome["outcome"] = "requeued" if requeue and self._allow_requeue else "handled"
-        await self._settle([incoming], requeue)
+            await self._settle([incoming], requeue)
+            return
+        n = incoming.notification
+        info = NotificationInfo("handle", self._topics, n.event_type, n.priority,
+                                payload=n.payload, context=n.context,
+                                publisher_id=n.publisher_id, message_id=n.message_id)
+        try:
+            result = await run(hooks, info, lambda _: self._outcome(incoming))
+        except Rejected as exc:
+            self.rejections.note(f"notification {n.event_type} ({n.message_id})", exc,
+                                 _ids(n))
+            result = NotificationResult.HANDLED  # a decision, not a failure: acknowledged
+        except Exception:  # a middleware failed: like a failing handler, never loop
+            LOG.exception("middleware failed on notification %s (%s)", n.message_id,
+                          n.event_type, extra=_ids(n))
+            result = NotificationResult.HANDLED
+        await self._settle([incoming], result == NotificationResult.REQUEUE)
+
+    async def _outcome(self, incoming: IncomingNotification) -> str:
+        requeue = await self._deliver(incoming)
+        return (NotificationResult.REQUEUE if requeue and self._allow_requeue
+                else NotificationResult.HANDLED)
 
     async def _deliver(self, incoming: IncomingNotification) -> bool:
         """Run the handlers of one notification; True when one asked for a requeue."""

@@ -24,6 +24,7 @@ from relaybus.conversion import convert, explain, to_json_value
 from relaybus.delivery.delay import check_delay, check_transport_can_delay, count_delayed
 from relaybus.errors import ConnectionFailure, InvalidPayload
 from relaybus.message import build_notification, encode_json
+from relaybus.middleware import SEND_NOTIFICATION, NotificationInfo, Pipeline, run
 from relaybus.serializer import JsonPayloadSerializer, Serializer
 from relaybus.target import Target
 from relaybus.transport.base import Driver
@@ -74,6 +75,7 @@ class Notifier:
             ``{"event.type": (PayloadType, "priority")}``, as ``Service.emits``.
         delay: notifications reach their listeners this many seconds after they are sent
             (see docs/delivery.md for each transport's precision and longest delay).
+        pipeline: the bus's middleware (default: telemetry only).
     """
 
     def __init__(self, driver: Driver, publisher_id: str | None, *,
@@ -81,7 +83,7 @@ class Notifier:
                  notifier_driver: str | Sequence[str] = "messaging",
                  serializer: Serializer | None = None, retry: int | None = None,
                  emits: Mapping[str, Any] | None = None,
-                 delay: float | None = None) -> None:
+                 delay: float | None = None, pipeline: Pipeline | None = None) -> None:
         if isinstance(topics, str):
             topics = (topics,)
         if not topics:
@@ -100,6 +102,8 @@ class Notifier:
         self._contracts = _contracts(self.emits)
         self.delay = check_delay(delay)
         self._driver = driver
+        self._pipeline = pipeline or Pipeline(builtins=telemetry.builtin_middleware)
+        self._topics = tuple(t.topic or "" for t in self.targets)
 
     def prepare(self, publisher_id: str | None = None, retry: int | None = None, *,
                 delay: float | None = None) -> Notifier:
@@ -108,7 +112,8 @@ class Notifier:
                          topics=[t.topic for t in self.targets if t.topic],
                          notifier_driver=self.driver_names, serializer=self.serializer,
                          retry=self.retry if retry is None else retry, emits=self.emits,
-                         delay=self.delay if delay is None else delay)
+                         delay=self.delay if delay is None else delay,
+                         pipeline=self._pipeline)
         clone.captured = self.captured
         return clone
 
@@ -119,16 +124,26 @@ class Notifier:
         context = self.serializer.serialize_context(ctxt)
         if "auth_token" in context:
             context["auth_token"] = None
-        with telemetry.notifying(",".join(t.topic or "" for t in self.targets), event_type,
-                                 priority, context):
-            message = build_notification(self.publisher_id, event_type, priority,
-                                         self.serializer.serialize_entity(ctxt, payload),
-                                         context)
-            if self.driver_names != ("messaging",):
-                # several destinations: fail before the first one takes the message (the
-                # bus driver alone encodes it anyway, and fails before sending anything)
-                encode_json(message)
-            await self._dispatch(message, event_type, priority)
+        payload = self.serializer.serialize_entity(ctxt, payload)
+        hooks = self._pipeline.hooks(SEND_NOTIFICATION)
+        if hooks:
+            info = NotificationInfo("send", self._topics, event_type, priority,
+                                    payload=payload, context=context,
+                                    publisher_id=self.publisher_id)
+            message_id: str = await run(
+                hooks, info, lambda _: self._send(event_type, payload, priority, context))
+            return message_id
+        return await self._send(event_type, payload, priority, context)
+
+    async def _send(self, event_type: str, payload: Any, priority: str,
+                    context: dict[str, Any]) -> str:
+        message = build_notification(self.publisher_id, event_type, priority, payload,
+                                     context)
+        if self.driver_names != ("messaging",):
+            # several destinations: fail before the first one takes the message (the
+            # bus driver alone encodes it anyway, and fails before sending anything)
+            encode_json(message)
+        await self._dispatch(message, event_type, priority)
         return str(message["message_id"])
 
     def _checked(self, event_type: str, priority: str, payload: Any) -> Any:

@@ -9,6 +9,7 @@ from relaybus import telemetry
 from relaybus.delivery.delay import check_delay, check_transport_can_delay, count_delayed
 from relaybus.errors import InvalidTarget, RPCVersionCapError
 from relaybus.message import Request
+from relaybus.middleware import SEND_REQUEST, Pipeline, RequestInfo, run
 from relaybus.rpc.remote_errors import deserialize_exception
 from relaybus.serializer import JsonPayloadSerializer, Serializer
 from relaybus.target import Target, parse_version
@@ -45,6 +46,7 @@ class RPCClient:
         delay: casts reach their servers this many seconds after they are sent (see
             docs/delivery.md for each transport's precision and longest delay); calls
             cannot be delayed.
+        pipeline: the bus's middleware (default: telemetry only).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class RPCClient:
         allowed_remote_exmods: Collection[str] = (),
         call_monitor_timeout: float | None = None,
         delay: float | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         if not isinstance(target, Target):
             raise InvalidTarget(f"an RPC client needs a relaybus.Target, got {target!r}")
@@ -75,6 +78,7 @@ class RPCClient:
         self.call_monitor_timeout = call_monitor_timeout
         self.delay = check_delay(delay)
         self._driver = driver
+        self._pipeline = pipeline or Pipeline(builtins=telemetry.builtin_middleware)
 
     def prepare(self, *, timeout: float | None = _UNSET, version_cap: str | None = _UNSET,
                 call_monitor_timeout: float | None = _UNSET, delay: float | None = _UNSET,
@@ -97,6 +101,7 @@ class RPCClient:
             call_monitor_timeout=(self.call_monitor_timeout if call_monitor_timeout is _UNSET
                                   else call_monitor_timeout),
             delay=self.delay if delay is _UNSET else delay,
+            pipeline=self._pipeline,
         )
 
     def can_send_version(self, version: str | None = None) -> bool:
@@ -135,13 +140,19 @@ class RPCClient:
         if self.delay is not None:
             raise ValueError("a call cannot be delayed: only casts can (prepare(delay=None))")
         request = self._request(ctxt, method, kwargs)
-        with telemetry.sending("call", request_topic(self.target), method, request.context):
-            reply = await self._driver.send(self.target, request, wait_for_reply=True,
-                                            timeout=self.timeout,
-                                            call_monitor_timeout=self.call_monitor_timeout)
-            assert reply is not None
-            if reply.failure is not None:
-                raise deserialize_exception(reply.failure, self.allowed_remote_exmods)
+        hooks = self._pipeline.hooks(SEND_REQUEST)
+        if hooks:
+            return await run(hooks, self._info("call", request),
+                             lambda _: self._call(ctxt, request))
+        return await self._call(ctxt, request)
+
+    async def _call(self, ctxt: Any, request: Request) -> Any:
+        reply = await self._driver.send(self.target, request, wait_for_reply=True,
+                                        timeout=self.timeout,
+                                        call_monitor_timeout=self.call_monitor_timeout)
+        assert reply is not None
+        if reply.failure is not None:
+            raise deserialize_exception(reply.failure, self.allowed_remote_exmods)
         return self.serializer.deserialize_entity(ctxt, reply.result)
 
     async def cast(self, ctxt: Any, method: str, **kwargs: Any) -> None:
@@ -158,9 +169,25 @@ class RPCClient:
         request = self._request(ctxt, method, kwargs)
         if self.delay is not None:
             check_transport_can_delay(self._driver, self.delay)
-        with telemetry.sending("cast", request_topic(self.target), method, request.context):
-            if self.delay is None:
-                await self._driver.send(self.target, request, wait_for_reply=False)
-            else:
-                await self._driver.cast_later(self.target, request, self.delay)
-                count_delayed(request_topic(self.target), self.delay)
+        hooks = self._pipeline.hooks(SEND_REQUEST)
+        if hooks:
+            await run(hooks, self._info("cast", request), lambda _: self._cast(request))
+        elif self.delay is None:
+            await self._driver.send(self.target, request, wait_for_reply=False)
+        else:
+            await self._cast(request)
+
+    async def _cast(self, request: Request) -> None:
+        if self.delay is None:
+            await self._driver.send(self.target, request, wait_for_reply=False)
+        else:
+            await self._driver.cast_later(self.target, request, self.delay)
+            count_delayed(request_topic(self.target), self.delay)
+
+    def _info(self, kind: str, request: Request) -> RequestInfo:
+        target = self.target
+        return RequestInfo(kind, "send", request_topic(target), request.method,
+                           args=request.args, context=request.context, server=target.server,
+                           fanout=target.fanout, namespace=request.namespace,
+                           version=request.version,
+                           timeout=self.timeout if kind == "call" else None)

@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from relaybus import telemetry
 from relaybus.delivery import DeliveryPolicy
 from relaybus.delivery.casts import CastDelivery
-from relaybus.errors import InvalidTarget, MessageTooLarge, MessagingError, ServerError
+from relaybus.errors import (
+    InvalidTarget,
+    MessageTooLarge,
+    MessagingError,
+    Rejected,
+    ServerError,
+)
 from relaybus.lifecycle import Consuming
 from relaybus.message import Request
+from relaybus.middleware import HANDLE_REQUEST, Hook, Pipeline, RejectionLog, RequestInfo, run
 from relaybus.rpc.dispatcher import RPCAccessPolicy, RPCDispatcher
 from relaybus.rpc.remote_errors import serialize_exception
 from relaybus.rpc.signature import signature_of
@@ -46,6 +53,10 @@ class RPCServer(Consuming):
             dead-letter topic; see :class:`~relaybus.delivery.DeliveryPolicy`). Calls are
             never retried: they stay at-most-once, as oslo.messaging defines them, and their
             caller gets the error. Default: a failed cast is logged.
+        pipeline: the bus's middleware (default: telemetry only).
+
+    Attributes:
+        rejections: requests the middleware rejected, counted by reason (error class).
     """
 
     def __init__(
@@ -60,6 +71,7 @@ class RPCServer(Consuming):
         threads: int = 16,
         drain_timeout: float = 30.0,
         delivery: DeliveryPolicy | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         if not isinstance(target, Target):
             raise InvalidTarget(f"an RPC server needs a relaybus.Target, got {target!r}")
@@ -77,6 +89,8 @@ class RPCServer(Consuming):
         self._driver = driver
         self._serializer = serializer or JsonPayloadSerializer()
         self._casts = CastDelivery(driver, target, delivery)
+        self._pipeline = pipeline or Pipeline(builtins=telemetry.builtin_middleware)
+        self.rejections = RejectionLog(LOG, f"{target.topic}.{target.server}")
 
     async def _subscribe(self) -> Subscription:
         return await self._driver.listen(self.target, self._on_request)
@@ -86,19 +100,60 @@ class RPCServer(Consuming):
 
     async def _handle(self, incoming: IncomingRequest) -> None:
         request = incoming.request
-        with telemetry.handling(self.target.topic or "", request.context,
-                                request.expects_reply) as labels:
-            await self._dispatch(incoming, labels)
+        try:
+            hooks = self._pipeline.hooks(HANDLE_REQUEST)
+            if hooks:
+                result = await self._run_hooks(hooks, incoming)
+            else:
+                result = await self._execute(incoming, None)
+        except asyncio.CancelledError:
+            await self._fail(incoming, ServerError("the server stopped before the call finished"))
+            raise
+        except Rejected as exc:
+            kind = "call" if request.expects_reply else "cast"
+            self.rejections.note(f"{kind} {request.method}", exc, _ids(request, self.target))
+            if request.expects_reply:
+                await self._fail(incoming, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - every endpoint error goes to the caller
+            await self._fail(incoming, exc)
+            return
+        try:
+            await incoming.reply(result=result)
+        except (TypeError, MessageTooLarge) as exc:
+            await self._fail(incoming, exc)
+        except MessagingError as exc:  # the transport failed: the caller will time out
+            LOG.warning("could not send the reply to %s: %s: %s", request.method,
+                        type(exc).__name__, exc, extra=_ids(request, self.target))
 
-    async def _dispatch(self, incoming: IncomingRequest, labels: dict[str, str]) -> None:
+    async def _run_hooks(self, hooks: tuple[Hook, ...], incoming: IncomingRequest) -> Any:
+        request = incoming.request
+        info = RequestInfo(
+            "call" if request.expects_reply else "cast", "handle", self.target.topic or "",
+            request.method, args=request.args, context=request.context,
+            server=self.target.server, namespace=request.namespace, version=request.version,
+            message_id=request.msg_id or request.unique_id, timeout=request.timeout)
+        try:  # resolved first, so middleware knows a real method from a junk name
+            method = self.dispatcher.resolve(request.method, request.namespace,
+                                             request.version)
+        except MessagingError as exc:
+            unresolved = exc
+            return await run(hooks, info, lambda _: _raise(unresolved))
+        info.resolved = True
+        return await run(hooks, info, lambda _: self._execute(incoming, method))
+
+    async def _execute(self, incoming: IncomingRequest,
+                       method: Callable[..., Any] | None) -> Any:
+        """Decode, dispatch and run one request; its result in serialized form."""
         request = incoming.request
         heartbeats = None
         try:
             context = dict(request.context)
             context["client_timeout"] = request.timeout  # as oslo.messaging servers do
             ctxt = self._serializer.deserialize_context(context)
-            method = self.dispatcher.resolve(request.method, request.namespace, request.version)
-            labels["method"] = request.method
+            if method is None:
+                method = self.dispatcher.resolve(request.method, request.namespace,
+                                                 request.version)
             signature = signature_of(method)
             args = signature.convert_arguments(
                 {k: self._serializer.deserialize_entity(ctxt, v) for k, v in request.args.items()})
@@ -112,26 +167,10 @@ class RPCServer(Consuming):
             else:
                 result = await self._casts.run(request, lambda: self.executor.run(
                     method, ctxt, **args))
-            result = self._serializer.serialize_entity(ctxt, signature.convert_result(result))
-        except asyncio.CancelledError:
-            await self._fail(incoming, ServerError("the server stopped before the call finished"))
-            raise
-        except Exception as exc:  # noqa: BLE001 - every endpoint error goes to the caller
-            labels["error"] = type(getattr(exc, "cause", exc)).__name__  # a cast's last error
-            await self._fail(incoming, exc)
-            return
+            return self._serializer.serialize_entity(ctxt, signature.convert_result(result))
         finally:
             if heartbeats is not None:
                 heartbeats.cancel()
-        try:
-            await incoming.reply(result=result)
-        except (TypeError, MessageTooLarge) as exc:
-            labels["error"] = type(exc).__name__
-            await self._fail(incoming, exc)
-        except MessagingError as exc:  # the transport failed: the caller will time out
-            labels["error"] = type(exc).__name__
-            LOG.warning("could not send the reply to %s: %s: %s", request.method,
-                        type(exc).__name__, exc, extra=_ids(request, self.target))
 
     async def _fail(self, incoming: IncomingRequest, exc: BaseException) -> None:
         request = incoming.request
@@ -149,6 +188,10 @@ def _ids(request: Request, target: Target) -> dict[str, Any]:
     """The ids a log line about a request carries (see relaybus.cli.logs)."""
     return {"msg_id": request.msg_id, "unique_id": request.unique_id, "method": request.method,
             "topic": target.topic, "server": target.server}
+
+
+async def _raise(exc: BaseException) -> Any:
+    raise exc
 
 
 async def _send_heartbeats(incoming: IncomingRequest, interval: float) -> None:
