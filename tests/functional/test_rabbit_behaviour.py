@@ -14,7 +14,7 @@ import pytest
 import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 from relaybus.testing.brokers import reachable
-from relaybus.testing.delivery_behaviour import DeliveryBehaviour
+from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
 
 pytestmark = pytest.mark.broker
 
@@ -41,6 +41,11 @@ class TestRabbitNotifications(NotificationBehaviour):
 
 
 class TestRabbitDelivery(DeliveryBehaviour):
+    transport_url = URL
+    broker = ("RabbitMQ", "127.0.0.1", 5672)
+
+
+class TestRabbitDelay(DelayBehaviour):
     transport_url = URL
     broker = ("RabbitMQ", "127.0.0.1", 5672)
 

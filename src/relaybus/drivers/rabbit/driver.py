@@ -29,6 +29,7 @@ from relaybus.drivers.rabbit.amqp import AMQPError, Returned, codec
 from relaybus.drivers.rabbit.connector import Connector
 from relaybus.drivers.rabbit.consumer import QueueConsumer
 from relaybus.drivers.rabbit.declare import Declarer
+from relaybus.drivers.rabbit.delay import MAX_DELAY, delay_queue
 from relaybus.drivers.rabbit.errors import is_connection_error, translate
 from relaybus.drivers.rabbit.options import RabbitOptions, connect_params
 from relaybus.drivers.rabbit.publisher import DIRECT, FANOUT, Publisher, returned_member
@@ -204,6 +205,30 @@ class RabbitDriver(Driver):
                                           mandatory=True, unique_id=message["_unique_id"],
                                           target=target, timeout=send_timeout, kind=kind,
                                           requires=requires)
+
+    max_delay = MAX_DELAY
+
+    async def cast_later(self, target: Target, request: Request, delay: float) -> None:
+        _, publisher = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "the target has no topic")
+        message = build_request(request.method, request.args, request.context,
+                                namespace=request.namespace, version=request.version)
+        exchange, key = rpc_route(self.exchange_for(target), target.topic, target.server,
+                                  target.fanout)
+        # no expiration property (rpc_message_ttl): it would end the delay early
+        await self._publish_later(publisher, exchange, key, self.check_size(pack(message)),
+                                  delay, target)
+
+    async def _publish_later(self, publisher: Publisher, exchange: str, key: str,
+                             body: bytes, delay: float, target: Target) -> None:
+        """Publish to the delay queue that dead-letters to ``(exchange, key)`` when due."""
+        timeout = self.rabbit_options.send_timeout
+        queue = delay_queue(delay, exchange, key)
+        await publisher.declare_queue(queue, timeout)
+        await publisher.publish_confirmed(DEFAULT_EXCHANGE, queue.name, body,
+                                          PLAIN_PROPERTIES, mandatory=True, unique_id=None,
+                                          target=target, timeout=timeout, requires=queue)
 
     async def _call(self, publisher: Publisher, target: Target, request: Request,
                     exchange: str, timeout: float | None,
@@ -403,6 +428,21 @@ class RabbitDriver(Driver):
             PLAIN_PROPERTIES, mandatory=False, unique_id=None, target=target,
             timeout=timeout,
             requires=self._topology.notification_queue(exchange, target.topic, priority))
+
+    async def notify_later(self, target: Target, message: dict[str, Any], priority: str,
+                           delay: float) -> None:
+        _, publisher = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a notification target needs a topic")
+        body = self.check_size(pack(message))
+        exchange = self.exchange_for(target)
+        # the default pool's queue exists before the message is due, so it waits there
+        await publisher.ensure(
+            self._topology.notification_queue(exchange, target.topic, priority),
+            self.rabbit_options.send_timeout)
+        await self._publish_later(publisher, exchange,
+                                  self._topology.notification_key(target.topic, priority),
+                                  body, delay, target)
 
     async def listen_for_notifications(self, targets_and_priorities: Sequence[tuple[Target, str]],
                                        pool: str | None,

@@ -220,6 +220,10 @@ class Publisher:
         """Declare an exchange now, even if it was declared before (it may auto-delete)."""
         await self._declare_exchange(spec, timeout)
 
+    async def declare_queue(self, spec: QueueSpec, timeout: float | None) -> None:
+        """Declare a queue now, even if it was declared before (renews its x-expires)."""
+        await self._declare_queue(spec, timeout)
+
     async def ensure(self, spec: Declaration, timeout: float | None) -> None:
         """Declare an exchange or a queue once per connection."""
         if isinstance(spec, QueueSpec):
