@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,7 +22,10 @@ def node_modules() -> Path:
             pytest.fail("node and npm are needed (apt-get install nodejs npm)", pytrace=False)
         pytest.skip("node and npm are not installed")
     modules = NODE_PROJECT / "node_modules"
-    if not (modules / ".package-lock.json").exists():
+    wanted = json.loads((NODE_PROJECT / "package.json").read_text())["dependencies"]
+    # Installed, and with every dependency (an older install lacks those added since).
+    if not (modules / ".package-lock.json").exists() or not all(
+            (modules / name / "package.json").exists() for name in wanted):
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                        cwd=NODE_PROJECT, check=True, timeout=300)
     return modules

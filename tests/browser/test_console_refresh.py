@@ -1,5 +1,6 @@
 """The console resumes across a full page refresh, and a page from another origin may use
-the gateway only when --allow-origin names it (headless Chromium)."""
+the gateway (WebSocket, EventSource, a preflighted POST /publish) only when --allow-origin
+names it (headless Chromium)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from firehose_support import GatewayProcess, event, free_port
+from firehose_support import PUBLISH_TOKEN, GatewayProcess, event, free_port
 from selenium import webdriver
 from test_console import publish, rows, status, until
 
@@ -56,11 +57,35 @@ def other_origin() -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 PAGE = """<!doctype html><script>
-window.result = new Promise((done) => {
-  const socket = new WebSocket("ws://127.0.0.1:%d/ws");
-  socket.onmessage = (m) => { done(JSON.parse(m.data).kind); socket.close(); };
-  socket.onerror = () => done("refused");
-});
+const gateway = "127.0.0.1:GATEWAY_PORT";
+async function tryAll() {
+  const ws = await new Promise((done) => {
+    const socket = new WebSocket(`ws://${gateway}/ws`);
+    socket.onmessage = (m) => { done(JSON.parse(m.data).kind); socket.close(); };
+    socket.onerror = () => done("refused");
+  });
+  const stream = new EventSource(`http://${gateway}/events?filter=nova%2Fcors%2F%23`);
+  const sse = await new Promise((done) => {
+    stream.addEventListener("hello", () => done("hello"));
+    stream.onerror = () => { stream.close(); done("refused"); };
+  });
+  const seen = new Promise((done) => {
+    stream.onmessage = (m) => done(JSON.parse(m.data).type);
+  });
+  let published;
+  try {  // a preflighted request: Authorization and a JSON body
+    const answer = await fetch(`http://${gateway}/publish`, {
+      method: "POST", body: JSON.stringify({source: "cors", type: "cross.origin"}),
+      headers: {"Authorization": "Bearer PUBLISH_TOKEN", "Content-Type": "application/json"}});
+    published = answer.status;
+  } catch (error) {
+    published = "refused";
+  }
+  const event = sse === "hello" && published === 202 ? await seen : null;
+  stream.close();
+  return {ws, sse, published, event};
+}
+window.result = tryAll();
 </script>"""
 
 
@@ -70,8 +95,14 @@ def test_a_page_from_another_origin_needs_allow_origin(
         other_origin: tuple[str, dict[str, bytes]], allowed: bool) -> None:
     origin, pages = other_origin
     gateway = start_gateway(*(["--allow-origin", origin] if allowed else []))
-    pages["/page.html"] = (PAGE % gateway.port).encode()
+    pages["/page.html"] = (PAGE.replace("GATEWAY_PORT", str(gateway.port))
+                           .replace("PUBLISH_TOKEN", PUBLISH_TOKEN).encode())
     browser.get(origin + "/page.html")
-    kind = browser.execute_async_script(
+    result = browser.execute_async_script(
         "const done = arguments[arguments.length - 1]; window.result.then(done);")
-    assert kind == ("hello" if allowed else "refused")
+    if allowed:  # WebSocket, EventSource, and a preflighted POST /publish seen on the stream
+        assert result == {"ws": "hello", "sse": "hello", "published": 202,
+                          "event": "cross.origin"}
+    else:
+        assert result == {"ws": "refused", "sse": "refused", "published": "refused",
+                          "event": None}
