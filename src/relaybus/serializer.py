@@ -68,12 +68,29 @@ def _context_to_dict(ctxt: Any) -> dict[str, Any]:
     )
 
 
+#: types that are already JSON values; ``type(v) in _PLAIN`` is the cheapest test there is,
+#: and subclasses (an IntEnum, a str Enum...) still take the general path below
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_primitive(value: Any) -> Any:
     """Convert a value to plain JSON types where there is an obvious way to.
 
     Unknown objects are returned unchanged so that the encoder rejects them with a
     ``TypeError`` that names their type.
     """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:  # the common containers first, without isinstance chains
+        return {k if type(k) is str else _key(k): v if type(v) in _PLAIN else to_primitive(v)
+                for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _PLAIN else to_primitive(v) for v in value]
+    return _convert(value)
+
+
+def _convert(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, Mapping):
@@ -111,5 +128,7 @@ class JsonPayloadSerializer(NoOpSerializer):
         return to_primitive(entity)
 
     def serialize_context(self, ctxt: Any) -> dict[str, Any]:
+        if not ctxt and type(ctxt) is dict:
+            return {}
         context: dict[str, Any] = to_primitive(_context_to_dict(ctxt))
         return context

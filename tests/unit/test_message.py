@@ -2,6 +2,7 @@
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -12,6 +13,8 @@ from relaybus.message import (
     build_reply,
     build_request,
     format_timestamp,
+    new_message_id,
+    new_unique_id,
     pack,
     parse_notification,
     parse_reply,
@@ -140,3 +143,13 @@ def test_deep_nesting_is_malformed_not_a_crash() -> None:
         nested = [nested]
     with pytest.raises(TypeError, match="nested too deeply"):
         pack({"x": nested})
+
+
+def test_ids_are_random_hex_and_uuid4_text() -> None:
+    unique = {new_unique_id() for _ in range(1000)}
+    assert len(unique) == 1000 and all(re.fullmatch(r"[0-9a-f]{32}", u) for u in unique)
+    for _ in range(1000):
+        text = new_message_id()
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122

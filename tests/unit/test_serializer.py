@@ -47,3 +47,28 @@ def test_contexts_may_be_objects_with_to_dict() -> None:
     assert NoOpSerializer().serialize_context(None) == {}
     with pytest.raises(TypeError, match="context"):
         NoOpSerializer().serialize_context(42)
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Name(enum.StrEnum):
+    ALICE = "alice"
+
+
+def test_values_inside_lists_and_dicts_take_the_same_conversions() -> None:
+    # the fast path for plain dicts and lists must not skip subclasses of plain types
+    when = datetime.date(2026, 1, 2)
+    converted = to_primitive({"l": [when, Color.RED, [Point(1, 2)], None, True, 1.5],
+                              "n": Name.ALICE, "lv": Level.HIGH, 1.5: {"x": (1,)}})
+    assert converted == {"l": ["2026-01-02", "red", [{"x": 1, "y": 2}], None, True, 1.5],
+                         "n": Name.ALICE, "lv": 3, "1.5": {"x": [1]}}
+
+
+def test_an_empty_context_is_a_new_dict_each_time() -> None:
+    # the trace context is injected into it: two requests must never share one
+    serializer, ctxt = JsonPayloadSerializer(), {}
+    first = serializer.serialize_context(ctxt)
+    assert first == {} and first is not ctxt
+    assert serializer.serialize_context(ctxt) is not first

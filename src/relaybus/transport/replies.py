@@ -26,6 +26,12 @@ class _Pending:
         self.heartbeat: asyncio.Event | None = None
 
 
+def _expire(future: asyncio.Future[Reply], timeout: float, msg_id: str) -> None:
+    if not future.done():
+        future.set_exception(MessagingTimeout(
+            f"Timed out after {timeout} s waiting for a reply to {msg_id}"))
+
+
 class PendingReplies:
     """The calls of one bus that wait for a reply, by ``_msg_id``."""
 
@@ -83,13 +89,16 @@ class PendingReplies:
             raise TransportError(f"no call registered for {msg_id}")
         try:
             if not call_monitor_timeout:
+                if timeout is None:
+                    return await pending.future
+                # a timer that fails the future costs a third of asyncio.timeout(), which
+                # also tracks the task's cancellation; cancelling the wait cancels the future
+                timer = asyncio.get_running_loop().call_later(
+                    timeout, _expire, pending.future, timeout, msg_id)
                 try:
-                    async with asyncio.timeout(timeout):
-                        return await pending.future
-                except TimeoutError:
-                    raise MessagingTimeout(
-                        f"Timed out after {timeout} s waiting for a reply to {msg_id}"
-                    ) from None
+                    return await pending.future
+                finally:
+                    timer.cancel()
             return await self._wait_monitored(msg_id, pending, timeout, call_monitor_timeout)
         finally:
             self._pending.pop(msg_id, None)
