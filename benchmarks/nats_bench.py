@@ -37,10 +37,15 @@ ROWS = [  # (key, label, format)
     ("seq_p50_us", "1. sequential call p50 (us)", "{:,.0f}"),
     ("seq_p99_us", "1. sequential call p99 (us)", "{:,.0f}"),
     ("seq_calls_per_s", "1. sequential calls/s", "{:,.0f}"),
+    ("seq_cpu_us", "1. CPU per call, both sides (us)", "{:,.1f}"),
     ("concurrent_calls_per_s", "2. calls/s, 64 callers", "{:,.0f}"),
+    ("concurrent_cpu_us", "2. CPU per call, both sides (us)", "{:,.1f}"),
+    ("concurrent_cpu_client_us", "2.   of which the client (us)", "{:,.1f}"),
+    ("concurrent_cpu_server_us", "2.   of which the server (us)", "{:,.1f}"),
     ("casts_per_s", "3. casts/s until received", "{:,.0f}"),
     ("blind_casts_per_s", "3b. same, confirm_casts=0", "{:,.0f}"),
     ("notifications_per_s", "4. notifications/s until received", "{:,.0f}"),
+    ("notifications_cpu_us", "4. CPU per notification, both (us)", "{:,.1f}"),
     ("server_rss_mb", "peak RSS, server (MB)", "{:,.1f}"),
     ("client_rss_mb", "peak RSS, client (MB)", "{:,.1f}"),
 ]
@@ -54,11 +59,11 @@ def _line(process: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(line)
 
 
-def one_round(library: str, scale: float, url: str) -> dict[str, float]:
+def one_round(library: str, scale: float, url: str, loop: str = "asyncio") -> dict[str, float]:
     """Run one server and one client of ``library``; return the client's results."""
     topic = f"bench_{library}_{uuid.uuid4().hex[:8]}"
     base = [sys.executable, str(PEERS), library]
-    extra = ["--topic", topic, "--scale", str(scale), "--url", url]
+    extra = ["--topic", topic, "--scale", str(scale), "--url", url, "--loop", loop]
     server = subprocess.Popen([*base, "server", *extra], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -80,14 +85,15 @@ def one_round(library: str, scale: float, url: str) -> dict[str, float]:
     return results
 
 
-def run(libraries: list[str], scale: float, rounds: int, url: str) -> dict[str, Any]:
+def run(libraries: list[str], scale: float, rounds: int, url: str,
+        loop: str = "asyncio") -> dict[str, Any]:
     """Medians per library; rounds interleave the libraries so noise weighs on both."""
     runs: dict[str, list[dict[str, float]]] = {library: [] for library in libraries}
     for number in range(rounds):
         for library in libraries:
             print(f"  round {number + 1} of {rounds}: {library}... (load {_load()})",
                   file=sys.stderr, flush=True)
-            runs[library].append(one_round(library, scale, url))
+            runs[library].append(one_round(library, scale, url, loop))
     return {library: {key: statistics.median(r[key] for r in done) for key in done[0]}
             for library, done in runs.items()}
 
@@ -120,6 +126,8 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(LIBRARIES),
                         help="comma-separated libraries to run (relaybus, raw)")
     parser.add_argument("--url", default="nats://127.0.0.1:4222", help="the NATS server")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop of every process (uvloop must be installed)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     libraries = [name for name in args.only.split(",") if name]
@@ -128,11 +136,12 @@ def main() -> None:
         parser.error(f"choose libraries among {', '.join(LIBRARIES)}")
     if args.scale <= 0 or args.rounds < 1:
         parser.error("--scale must be positive and --rounds at least 1")
-    medians = run(libraries, args.scale, args.rounds, args.url)
+    medians = run(libraries, args.scale, args.rounds, args.url, args.loop)
     if args.json:
         print(json.dumps(medians, indent=2))
         return
-    print(f"NATS benchmark, median of {args.rounds} rounds, scale {args.scale}, {args.url}")
+    print(f"NATS benchmark, median of {args.rounds} rounds, scale {args.scale}, {args.url}, "
+          f"{args.loop} loop, load {_load()}")
     print(table(medians))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -75,6 +76,31 @@ class Counter:
         self.seen = {"casts": 0, "notifications": 0}
 
 
+class CpuMeter:
+    """CPU seconds of both processes (this one's clock, and the server's, asked by
+    ``server_cpu``) over a workload, per message in microseconds."""
+
+    def __init__(self, server_cpu: Any) -> None:
+        self._server_cpu = server_cpu
+        self._mine = self._theirs = 0.0
+
+    async def start(self) -> None:
+        self._theirs = await self._server_cpu()
+        self._mine = time.process_time()
+
+    async def per_message(self, n: int) -> tuple[float, float]:
+        """(client, server) CPU microseconds per message since :meth:`start`."""
+        mine = time.process_time() - self._mine
+        theirs = await self._server_cpu() - self._theirs
+        return mine / n * 1e6, theirs / n * 1e6
+
+
+def cpu_figures(prefix: str, figures: tuple[float, float]) -> dict[str, float]:
+    client, server = figures
+    return {f"{prefix}_cpu_client_us": client, f"{prefix}_cpu_server_us": server,
+            f"{prefix}_cpu_us": client + server}
+
+
 def latency_figures(latencies: list[float], elapsed: float) -> dict[str, float]:
     latencies.sort()
     return {"seq_p50_us": latencies[len(latencies) // 2] * 1e6,
@@ -111,6 +137,9 @@ class Endpoint:
     async def reset(self, ctxt: Any) -> None:
         self.counter.reset()
 
+    async def cpu(self, ctxt: Any) -> float:
+        return time.process_time()
+
 
 class Listener:
     def __init__(self, counter: Counter) -> None:
@@ -143,23 +172,28 @@ async def relaybus_client(args: argparse.Namespace) -> dict[str, float]:
     results: dict[str, float] = {}
     async with await relaybus.connect(args.url) as bus:
         client = bus.rpc_client(Target(topic=args.topic), timeout=300)
+        meter = CpuMeter(lambda: client.call({}, "cpu"))
         for _ in range(n["warmup"]):
             await client.call({}, "echo", value=ARG)
         latencies = []
+        await meter.start()
         started = time.perf_counter()
         for _ in range(n["sequential"]):
             t0 = time.perf_counter()
             await client.call({}, "echo", value=ARG)
             latencies.append(time.perf_counter() - t0)
         results.update(latency_figures(latencies, time.perf_counter() - started))
+        results.update(cpu_figures("seq", await meter.per_message(n["sequential"])))
 
         async def call() -> None:
             if await client.call({}, "echo", value=ARG) != ARG:
                 raise AssertionError("a reply did not match its call")
 
+        await meter.start()
         started = time.perf_counter()
         await spread(n["concurrent"], call)
         results["concurrent_calls_per_s"] = n["concurrent"] / (time.perf_counter() - started)
+        results.update(cpu_figures("concurrent", await meter.per_message(n["concurrent"])))
 
         await client.call({}, "reset")
         started = time.perf_counter()
@@ -176,11 +210,14 @@ async def relaybus_client(args: argparse.Namespace) -> dict[str, float]:
             results["blind_casts_per_s"] = n["casts"] / (time.perf_counter() - started)
 
         notifier = bus.notifier("bench", topics=[f"{args.topic}_n"])
+        await meter.start()
         started = time.perf_counter()
         await spread(n["notifications"],
                      lambda: notifier.info({}, "bench.event", {"pad": ARG}))
         await client.call({}, "wait_for", kind="notifications", n=n["notifications"])
         results["notifications_per_s"] = n["notifications"] / (time.perf_counter() - started)
+        results.update(cpu_figures("notifications",
+                                   await meter.per_message(n["notifications"])))
     return results
 
 
@@ -210,7 +247,11 @@ async def raw_server(args: argparse.Namespace) -> None:
     await nc.subscribe(f"{topic}.echo", queue="q", cb=echo)
     await nc.subscribe(f"{topic}.cast", queue="q", cb=cast)
     await nc.subscribe(f"{topic}.wait", cb=wait_for)
+    async def cpu(msg: Any) -> None:
+        await msg.respond(str(time.process_time()).encode())
+
     await nc.subscribe(f"{topic}.reset", cb=reset)
+    await nc.subscribe(f"{topic}.cpu", cb=cpu)
     pull = await js.pull_subscribe(f"{topic}.notify", durable="bench", stream=stream)
 
     async def consume() -> None:
@@ -240,23 +281,32 @@ async def raw_client(args: argparse.Namespace) -> dict[str, float]:
     results: dict[str, float] = {}
     nc = await nats.connect(args.url)
     js = nc.jetstream()
+
+    async def server_cpu() -> float:
+        return float((await nc.request(f"{topic}.cpu", b"", timeout=10)).data)
+
+    meter = CpuMeter(server_cpu)
     for _ in range(n["warmup"]):
         await nc.request(f"{topic}.echo", body, timeout=10)
     latencies = []
+    await meter.start()
     started = time.perf_counter()
     for _ in range(n["sequential"]):
         t0 = time.perf_counter()
         await nc.request(f"{topic}.echo", body, timeout=10)
         latencies.append(time.perf_counter() - t0)
     results.update(latency_figures(latencies, time.perf_counter() - started))
+    results.update(cpu_figures("seq", await meter.per_message(n["sequential"])))
 
     async def call() -> None:
         if (await nc.request(f"{topic}.echo", body, timeout=60)).data != body:
             raise AssertionError("a reply did not match its request")
 
+    await meter.start()
     started = time.perf_counter()
     await spread(n["concurrent"], call)
     results["concurrent_calls_per_s"] = n["concurrent"] / (time.perf_counter() - started)
+    results.update(cpu_figures("concurrent", await meter.per_message(n["concurrent"])))
 
     async def wait_for(kind: str, count: int) -> None:
         await nc.request(f"{topic}.wait", json.dumps({"kind": kind, "n": count}).encode(),
@@ -269,10 +319,17 @@ async def raw_client(args: argparse.Namespace) -> dict[str, float]:
     results["casts_per_s"] = n["casts"] / (time.perf_counter() - started)
     results["blind_casts_per_s"] = results["casts_per_s"]  # raw casts are unconfirmed
 
+    async def notify() -> None:
+        # the same guarantee as relaybus's: a resent copy is dropped by JetStream
+        await js.publish(f"{topic}.notify", body, timeout=60,
+                         headers={"Nats-Msg-Id": os.urandom(16).hex()})
+
+    await meter.start()
     started = time.perf_counter()
-    await spread(n["notifications"], lambda: js.publish(f"{topic}.notify", body, timeout=60))
+    await spread(n["notifications"], notify)
     await wait_for("notifications", n["notifications"])
     results["notifications_per_s"] = n["notifications"] / (time.perf_counter() - started)
+    results.update(cpu_figures("notifications", await meter.per_message(n["notifications"])))
     await nc.close()
     return results
 
@@ -284,12 +341,17 @@ def main() -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--url", default="nats://127.0.0.1:4222")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
+    run: Any = asyncio.run
+    if args.loop == "uvloop":
+        import uvloop  # only when asked for: an optional extra
+        run = uvloop.run
     if args.role == "server":
-        asyncio.run(relaybus_server(args) if args.library == "relaybus" else raw_server(args))
+        run(relaybus_server(args) if args.library == "relaybus" else raw_server(args))
         return
     work = relaybus_client if args.library == "relaybus" else raw_client
-    results = asyncio.run(work(args))
+    results = run(work(args))
     emit({"results": results, "peak_rss_mb": peak_rss_mb()})
 
 
