@@ -15,6 +15,7 @@ import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 from relaybus.testing.brokers import reachable
 from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
+from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
 
 pytestmark = pytest.mark.broker
 
@@ -46,6 +47,11 @@ class TestRabbitDelivery(DeliveryBehaviour):
 
 
 class TestRabbitDelay(DelayBehaviour):
+    transport_url = URL
+    broker = ("RabbitMQ", "127.0.0.1", 5672)
+
+
+class TestRabbitMiddleware(MiddlewareBehaviour):
     transport_url = URL
     broker = ("RabbitMQ", "127.0.0.1", 5672)
 

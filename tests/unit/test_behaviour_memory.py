@@ -4,6 +4,7 @@ import relaybus
 from relaybus.drivers.memory.broker import broker_named
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
+from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
 
 
 class TestMemoryRPC(RPCBehaviour):
@@ -23,4 +24,8 @@ class TestMemoryDelivery(DeliveryBehaviour):
 
 
 class TestMemoryDelay(DelayBehaviour):
+    transport_url = "memory://"
+
+
+class TestMemoryMiddleware(MiddlewareBehaviour):
     transport_url = "memory://"
