@@ -14,6 +14,7 @@ import sc_cluster
 import sc_firehose_access
 import sc_firehose_doors
 import sc_firehose_mqtt
+import sc_firehose_scopes
 import sc_hostile_input
 import sc_oversized
 import sc_poison
@@ -41,6 +42,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "firehose-access": (sc_firehose_access.run, ("memory",)),
     "firehose-mqtt-outage": (sc_firehose_mqtt.run, ("memory",)),
     "firehose-doors": (sc_firehose_doors.run, ("memory",)),
+    "firehose-scope-escape": (sc_firehose_scopes.run, ("memory",)),
     "cluster-failover": (sc_cluster.run, ("nats", "rabbit")),
     "reply-reflection": (sc_reflection.run, ("memory", "rabbit", "nats")),
     "oversized-bodies": (sc_oversized.run, ("memory", "rabbit", "nats")),
