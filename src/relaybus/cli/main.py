@@ -14,6 +14,7 @@ from relaybus.cli.docs import docs
 from relaybus.cli.firehose import firehose
 from relaybus.cli.listen import listen
 from relaybus.cli.notify import notify
+from relaybus.cli.ping import ping
 from relaybus.cli.rpc import call, cast
 from relaybus.cli.serve import serve
 from relaybus.cli.tap import tap
@@ -29,7 +30,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     ctx.obj = {"config": config_file}
 
 
-for command in (bench, broker, call, cast, config, notify, serve, tap):
+for command in (bench, broker, call, cast, config, notify, ping, serve, tap):
     cli.add_command(command)
 cli.add_command(conformance)
 cli.add_command(demo)

@@ -54,6 +54,9 @@ def _instantiate(endpoints: list[object]) -> list[object]:
 @click.option("--metrics-port", type=int, default=None,
               help="Serve Prometheus metrics over HTTP on this port.")
 @click.option("--metrics-addr", default=None, help="Address for the metrics port.")
+@click.option("--ping/--no-ping", default=None,
+              help="Answer oslo.messaging's RPC ping (oslo_rpc_server_ping); see "
+                   "`relaybus ping`.")
 @click.option("--health-port", type=int, default=None,
               help="Answer /livez, /readyz and /startupz over HTTP on this port.")
 @click.option("--health-addr", default=None,
@@ -64,7 +67,8 @@ def _instantiate(endpoints: list[object]) -> list[object]:
 @click.pass_context
 def serve(ctx: click.Context, reference: str, topic: str | None, server: str | None,
           workers: int | None, drain_timeout: float | None, metrics_port: int | None,
-          metrics_addr: str | None, health_port: int | None, health_addr: str | None,
+          metrics_addr: str | None, ping: bool | None, health_port: int | None,
+          health_addr: str | None,
           log_level: str | None, log_format: str | None, url: str | None) -> None:
     """Serve a relaybus.Service (or an endpoint with --topic) until stopped.
 
@@ -73,7 +77,7 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
     """
     settings = settings_from(ctx, url=url, workers=workers, drain_timeout=drain_timeout,
                              metrics_port=metrics_port, metrics_addr=metrics_addr,
-                             health_port=health_port, health_addr=health_addr,
+                             ping=ping, health_port=health_port, health_addr=health_addr,
                              log_level=log_level, log_format=log_format)
     logs.configure(settings.log_level, settings.log_format)
     try:
@@ -106,7 +110,8 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
                                               control_exchange=settings.control_exchange) as bus:
                 rpc = bus.rpc_server(service.target, endpoints,
                                      max_concurrency=settings.workers,
-                                     drain_timeout=settings.drain_timeout)
+                                     drain_timeout=settings.drain_timeout,
+                                     ping=settings.ping)
                 state.bus, state.rpc = bus, rpc
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()

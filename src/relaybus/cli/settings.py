@@ -53,6 +53,17 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return check
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _url(value: Any) -> str:
     parse_url(str(value))
     return str(value)
@@ -67,6 +78,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "workers": (_positive_int, 64),
     "metrics_port": (_port, None),
     "metrics_addr": (str, "127.0.0.1"),
+    "ping": (_bool, False),
     "health_port": (_port, None),
     "health_addr": (str, "127.0.0.1"),
     "log_level": (_choice("debug", "info", "warning", "error"), "warning"),

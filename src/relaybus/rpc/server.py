@@ -22,6 +22,7 @@ from relaybus.lifecycle import Consuming
 from relaybus.message import Request
 from relaybus.middleware import HANDLE_REQUEST, Hook, Pipeline, RejectionLog, RequestInfo, run
 from relaybus.rpc.dispatcher import RPCAccessPolicy, RPCDispatcher
+from relaybus.rpc.ping import with_ping
 from relaybus.rpc.remote_errors import serialize_exception
 from relaybus.rpc.signature import signature_of
 from relaybus.serializer import JsonPayloadSerializer, Serializer
@@ -53,6 +54,8 @@ class RPCServer(Consuming):
             dead-letter topic; see :class:`~relaybus.delivery.DeliveryPolicy`). Calls are
             never retried: they stay at-most-once, as oslo.messaging defines them, and their
             caller gets the error. Default: a failed cast is logged.
+        ping: answer oslo.messaging's ``oslo_rpc_server_ping`` (as its
+            ``rpc_ping_enabled`` does; see :mod:`relaybus.rpc.ping`).
         pipeline: the bus's middleware (default: telemetry only).
 
     Attributes:
@@ -72,6 +75,7 @@ class RPCServer(Consuming):
         drain_timeout: float = 30.0,
         delivery: DeliveryPolicy | None = None,
         pipeline: Pipeline | None = None,
+        ping: bool = False,
     ) -> None:
         if not isinstance(target, Target):
             raise InvalidTarget(f"an RPC server needs a relaybus.Target, got {target!r}")
@@ -85,6 +89,9 @@ class RPCServer(Consuming):
                          max_concurrency=max_concurrency, threads=threads,
                          drain_timeout=drain_timeout)
         self.target = target
+        if endpoints and isinstance(endpoints, Sequence) \
+                and not isinstance(endpoints, (str, bytes)):
+            endpoints = with_ping(endpoints, ping)
         self.dispatcher = RPCDispatcher(endpoints, access_policy)
         self._driver = driver
         self._serializer = serializer or JsonPayloadSerializer()

@@ -18,20 +18,17 @@ import relaybus
 from relaybus.oslo_messaging.serializer import NoOpSerializer, Serializer
 from relaybus.oslo_messaging.server import MessagingServerError
 from relaybus.oslo_messaging.target import Target
+from relaybus.rpc import ping as rpc_ping
 
 __all__ = ["DefaultRPCAccessPolicy", "ExpectedException", "ExplicitRPCAccessPolicy",
            "LegacyRPCAccessPolicy", "NoSuchMethod", "PingEndpoint", "RPCAccessPolicyBase",
            "RPCDispatcher", "RPCDispatcherError", "UnsupportedVersion"]
 
 LOG = logging.getLogger(__name__)
-PING_METHOD = "oslo_rpc_server_ping"
-
-
-class PingEndpoint:
-    """Answers ``oslo_rpc_server_ping`` when ``[DEFAULT] rpc_ping_enabled`` is on."""
-
-    def oslo_rpc_server_ping(self, ctxt: Any, **kwargs: Any) -> str:
-        return "pong"
+# the ping is relaybus's own (one implementation for both APIs); its endpoint answers on
+# the event loop and is handed to relaybus's server as it is, not through an oslo proxy
+PING_METHOD = rpc_ping.PING_METHOD
+PingEndpoint = rpc_ping.PingEndpoint
 
 
 class ExpectedException(Exception):
@@ -154,20 +151,13 @@ class RPCDispatcher:
     def __init__(self, endpoints: Sequence[Any], serializer: Serializer | None = None,
                  access_policy: type[RPCAccessPolicyBase] | None = None,
                  ping: bool = False) -> None:
-        endpoints = list(endpoints)
-        has_ping = False
         for endpoint in endpoints:
             target = getattr(endpoint, "target", None)
             if target and not isinstance(target, Target):
                 raise TypeError("'target' is reserved on endpoints for namespace and "
                                 "version filtering and must be an oslo_messaging.Target; "
                                 f"do not name an endpoint method 'target': endpoint={endpoint}")
-            if getattr(endpoint, PING_METHOD, None):
-                has_ping = True
-                LOG.warning("%s is reserved for the RPC ping; endpoint %s declares it",
-                            PING_METHOD, endpoint)
-        if ping and not has_ping:
-            endpoints.append(PingEndpoint())
+        endpoints = rpc_ping.with_ping(endpoints, ping)
         self.endpoints = endpoints
         self.serializer = serializer or NoOpSerializer()
         if access_policy is None:
@@ -178,10 +168,14 @@ class RPCDispatcher:
         else:
             raise TypeError("access_policy must be a subclass of RPCAccessPolicyBase")
 
-    def relaybus_endpoints(self) -> list[_EndpointProxy]:
-        """One proxy per endpoint and accepted namespace, in endpoint order."""
-        proxies = []
+    def relaybus_endpoints(self) -> list[object]:
+        """One proxy per endpoint and accepted namespace, in endpoint order (the ping
+        endpoint as it is: it is relaybus's own)."""
+        proxies: list[object] = []
         for endpoint in self.endpoints:
+            if isinstance(endpoint, PingEndpoint):
+                proxies.append(endpoint)
+                continue
             target = getattr(endpoint, "target", None) or Target()
             for namespace in getattr(target, "accepted_namespaces", [target.namespace]):
                 proxies.append(_EndpointProxy(endpoint, namespace, target.version or "1.0",

@@ -1,0 +1,131 @@
+"""``relaybus ping`` against servers of every kind on RabbitMQ: ``relaybus serve --ping``
+(a process), a real oslo.messaging server with ``rpc_ping_enabled = True`` and the
+oslo.messaging drop-in with the same option; who answers, and the exit code when one
+does not (ping off: 1; no such server: 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from oslo_config import cfg
+
+import relaybus.oslo_messaging as dropin
+from relaybus import Target
+from relaybus.testing.behaviour import Compute
+
+pytestmark = [pytest.mark.broker, pytest.mark.interop]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Hosts:
+    def whoami(self, ctxt: Any) -> str:
+        return "oslo"
+
+
+def relaybus_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    return subprocess.run([sys.executable, "-m", "relaybus", *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env=env)
+
+
+@pytest.fixture
+def oslo_ping_enabled() -> Iterator[None]:
+    # oslo.messaging's dispatcher reads the option from its global CONF
+    from oslo_messaging.rpc import dispatcher as oslo_dispatcher
+
+    cfg.CONF.register_opts(oslo_dispatcher._dispatcher_opts)
+    cfg.CONF.set_override("rpc_ping_enabled", True)
+    try:
+        yield
+    finally:
+        cfg.CONF.clear_override("rpc_ping_enabled")
+
+
+@pytest.fixture
+def dropin_server(url: str, topic: str) -> Iterator[Any]:
+    conf = cfg.ConfigOpts()
+    conf([], project="relaybus-ping", default_config_files=[], default_config_dirs=[])
+    transport = dropin.get_rpc_transport(conf, url=url)
+    conf.set_override("rpc_ping_enabled", True)
+    server = dropin.get_rpc_server(transport, dropin.Target(topic=topic, server="dropin"),
+                                   [Hosts()])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.wait()
+        transport.cleanup()
+
+
+async def test_ping_reports_each_kind_of_server(url: str, topic: str, oslo: Any,
+                                                oslo_ping_enabled: None,
+                                                dropin_server: Any, bus: Any) -> None:
+    await oslo.rpc_server(topic, "oslo", [Hosts()])
+    await bus.rpc_server(Target(topic=topic, server="native"), [Compute("n")],
+                         ping=True).start()
+    await bus.rpc_server(Target(topic=topic, server="quiet"), [Compute("q")]).start()
+
+    answered = await asyncio.to_thread(
+        relaybus_cmd, "ping", topic, "--url", url, "--server", "oslo", "--server", "native",
+        "--server", "dropin", "--json")
+    assert answered.returncode == 0, answered.stderr
+    lines = [json.loads(line) for line in answered.stdout.splitlines()]
+    assert [(a["server"], a["ok"], a["reply"]) for a in lines] == \
+        [("oslo", True, "pong"), ("native", True, "pong"), ("dropin", True, "pong")]
+    assert all(a["ms"] > 0 for a in lines)
+
+    text = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--url", url,
+                                   "--server", "oslo")
+    assert text.returncode == 0 and text.stdout.startswith(f"{topic}.oslo: pong in ")
+    assert text.stdout.rstrip().endswith(" ms")
+
+    # ping off: the server answers that the method does not exist (exit 1); no such
+    # server: nobody listens (exit 4); the line of each says which
+    mixed = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--url", url,
+                                    "--server", "native", "--server", "quiet",
+                                    "--server", "gone", "--timeout", "5")
+    assert mixed.returncode == 1, mixed.stderr
+    assert mixed.stdout.startswith(f"{topic}.native: pong in ")
+    quiet, gone = mixed.stderr.splitlines()
+    assert quiet.startswith(f"{topic}.quiet: NoSuchMethod: it answers, but its ping is off")
+    assert gone.startswith(f"{topic}.gone: MessageUndeliverable")
+    nobody = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--url", url,
+                                     "--server", "gone")
+    assert nobody.returncode == 4
+
+
+def test_a_relaybus_serve_process_answers_with_ping_on(url: str, topic: str) -> None:
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "relaybus", "serve", "examples.compute.service:compute",
+         "--topic", topic, "--server", "proc", "--url", url, "--ping"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stderr is not None
+        line = serve.stderr.readline()
+        assert line.startswith("ready:"), line
+        anyone = relaybus_cmd("ping", topic, "--url", url)
+        assert anyone.returncode == 0, anyone.stderr
+        assert anyone.stdout.startswith(f"{topic} (any server): pong in ")
+    finally:
+        serve.terminate()
+        serve.wait(30)
+        if serve.stderr is not None:
+            serve.stderr.close()
+    assert serve.returncode == 0
+
+
+async def test_bad_input_is_one_line_exit_2(url: str, topic: str) -> None:
+    twice = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--url", url,
+                                    "--server", "a", "--server", "a")
+    assert twice.returncode == 2 and twice.stderr.count("\n") == 1
+    assert "twice" in twice.stderr

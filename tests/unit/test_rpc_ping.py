@@ -1,0 +1,72 @@
+"""The RPC ping (oslo_rpc_server_ping) on relaybus servers and the oslo.messaging drop-in:
+one implementation, answered when enabled, as oslo's rpc_ping_enabled does."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import relaybus
+from relaybus import Target
+from relaybus.rpc import ExplicitRPCAccessPolicy
+from relaybus.rpc.ping import PING_METHOD, PingEndpoint
+
+
+class Compute:
+    async def whoami(self, ctxt: Any) -> str:
+        return "c1"
+
+
+class OwnPing:
+    def oslo_rpc_server_ping(self, ctxt: Any) -> str:
+        return "mine"
+
+
+async def _ping(bus: relaybus.Bus, topic: str, **client: Any) -> Any:
+    return await bus.rpc_client(Target(topic=topic, **client), timeout=5).call({}, PING_METHOD)
+
+
+async def test_a_server_answers_pong_when_its_ping_is_on(relaybus_bus: relaybus.Bus) -> None:
+    async with relaybus_bus.rpc_server(Target(topic="on", server="s1"), [Compute()],
+                                       ping=True):
+        assert await _ping(relaybus_bus, "on") == "pong"
+        assert await _ping(relaybus_bus, "on", server="s1") == "pong"
+        # no namespace, version 1.x, as oslo's ping endpoint
+        with pytest.raises(relaybus.UnsupportedVersion):
+            await _ping(relaybus_bus, "on", version="2.0")
+
+
+async def test_off_by_default(relaybus_bus: relaybus.Bus) -> None:
+    async with relaybus_bus.rpc_server(Target(topic="off", server="s1"), [Compute()]):
+        with pytest.raises(relaybus.NoSuchMethod):
+            await _ping(relaybus_bus, "off")
+
+
+async def test_explicit_policy_servers_answer_it_too(relaybus_bus: relaybus.Bus) -> None:
+    async with relaybus_bus.rpc_server(Target(topic="x", server="s1"), [Compute()], ping=True,
+                                       access_policy=ExplicitRPCAccessPolicy()):
+        assert await _ping(relaybus_bus, "x") == "pong"
+
+
+async def test_an_endpoint_declaring_it_keeps_it_with_a_warning(
+        relaybus_bus: relaybus.Bus, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="relaybus.rpc.ping"):
+        server = relaybus_bus.rpc_server(Target(topic="own", server="s1"), [OwnPing()],
+                                         ping=True)
+    assert "reserved for the RPC ping" in caplog.text and "not adding" in caplog.text
+    async with server:
+        assert await _ping(relaybus_bus, "own") == "mine"
+
+
+def test_the_drop_in_uses_the_same_endpoint() -> None:
+    from relaybus.oslo_messaging.rpc import dispatcher
+
+    assert dispatcher.PingEndpoint is PingEndpoint and dispatcher.PING_METHOD == PING_METHOD
+    with_ping = dispatcher.RPCDispatcher([Compute()], ping=True)
+    assert isinstance(with_ping.endpoints[-1], PingEndpoint)
+    # handed to relaybus's server as it is, not wrapped for oslo's thread executor
+    assert with_ping.relaybus_endpoints()[-1] is with_ping.endpoints[-1]
+    assert not any(isinstance(e, PingEndpoint)
+                   for e in dispatcher.RPCDispatcher([Compute()]).endpoints)
