@@ -9,8 +9,9 @@ WebSocket watcher listening, the forgeries:
   PUBACK "Not authorized", quickly, sent once; over MQTT 3.1.1, which cannot say no, the
   broker drops it;
 - HTTP: ``POST /publish`` without a token (403), with a wrong token in the Authorization
-  header and in ``?token=`` (401); ``/ws`` publishing without a token (an error frame and
-  close 4403) and with a wrong token (4401): each one answer, quickly, then nothing.
+  header and in ``?token=`` (401), also spelt ``?%74oken=`` (the server decodes keys, so the
+  log redaction must too); ``/ws`` publishing without a token (an error frame and close 4403)
+  and with a wrong token (4401, in each spelling): each one answer, quickly, then nothing.
 
 Then two genuine events (``POST /publish`` with the token in a header; ``/ws?token=`` as a
 browser sends it) must be the only ones any subscriber sees. The secrets (the gateway's
@@ -220,10 +221,14 @@ async def _forge(figures: Figures, mosquitto: Mosquitto, gateway: GatewayProcess
                             {"Authorization": f"Bearer {wrong}"}, (401, "bad-token")),
         await _http_forgery(gateway, "POST, wrong ?token=", f"/publish?token={wrong}", {},
                             (401, "bad-token")),
+        await _http_forgery(gateway, "POST, wrong ?%74oken= (the key percent-encoded)",
+                            f"/publish?%74oken={wrong}", {}, (401, "bad-token")),
         await _ws_forgery(gateway.ws_url(), "/ws publish without a token",
                           (4403, "forbidden")),
         await _ws_forgery(gateway.ws_url(token=wrong), "/ws, wrong ?token=",
                           (4401, "bad-token")),
+        await _ws_forgery(f"{gateway.ws_url()}?%74oken={wrong}",
+                          "/ws, wrong ?%74oken= (the key percent-encoded)", (4401, "bad-token")),
         await _ws_forgery(gateway.ws_url(), "/ws, wrong Bearer token", (4401, "bad-token"),
                           additional_headers={"Authorization": f"Bearer {wrong}"}),
     ]
