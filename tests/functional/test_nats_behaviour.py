@@ -13,7 +13,7 @@ from test_nats_support import BROKER, URL, delete_streams, raw_client
 
 import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
-from relaybus.testing.delivery_behaviour import DeliveryBehaviour
+from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
 from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
 
 pytestmark = pytest.mark.broker
@@ -53,6 +53,16 @@ class TestNatsDelivery(DeliveryBehaviour):
 
 
 class TestNatsMiddleware(MiddlewareBehaviour):
+    transport_url = URL
+    broker = BROKER
+
+    @pytest.fixture(autouse=True)
+    async def _delete_streams(self, topic: str) -> AsyncIterator[None]:
+        yield
+        await delete_streams([topic])
+
+
+class TestNatsDelay(DelayBehaviour):
     transport_url = URL
     broker = BROKER
 

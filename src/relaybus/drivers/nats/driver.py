@@ -29,14 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from relaybus.drivers.nats.connection import Connection, round_trip, translated
-from relaybus.drivers.nats.consumers import ConsumerSet, CoreConsumer
+from relaybus.drivers.nats.consumers import ConsumerSet, CoreConsumer, PullConsumer
+from relaybus.drivers.nats.delayed import MAX_DELAY, Delays, Mover
 from relaybus.drivers.nats.naming import Naming, is_literal_subject
 from relaybus.drivers.nats.notifications import Notifications
 from relaybus.drivers.nats.options import NatsOptions, server_list
@@ -127,6 +128,7 @@ class NatsDriver(Driver):
                                             self._check, self.intake)
         self._replies = PendingReplies()
         self._resender = Resender(self._connection)
+        self._delays = Delays(self._connection, self.naming, self.nats_options)
         self._casts: set[str] = set()
         self._inbox: str | None = None
         self._inbox_consumer: CoreConsumer | None = None
@@ -188,6 +190,59 @@ class NatsDriver(Driver):
         await self._resender.send("a cast", subject, self.nats_options.send_timeout,
                                   self._confirmed_cast, target, subject, body, inbox)
         return None
+
+    max_delay = MAX_DELAY
+
+    async def cast_later(self, target: Target, request: Request, delay: float) -> None:
+        self._client()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "the target has no topic")
+        body = self._check(pack(build_request(
+            request.method, request.args, request.context, namespace=request.namespace,
+            version=request.version)), 200)  # room for the delay headers
+        await self._delays.store(target, "rpc", self.naming.rpc_subject(target), body, delay,
+                                 None)
+
+    async def notify_later(self, target: Target, message: dict[str, Any], priority: str,
+                           delay: float) -> None:
+        self._client()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a notification target needs a topic")
+        body = self._check(pack(message), 300)  # room for the delay and id headers
+        message_id = message.get("message_id")
+        await self._delays.store(target, "notify",
+                                 self.naming.notification_subject(target, priority), body,
+                                 delay, message_id if isinstance(message_id, str) else None)
+
+    async def _movers(self, target: Target, kind: str) -> list[PullConsumer]:
+        """Start moving the topic's due delayed messages; none without JetStream."""
+        topic = target.replace(server=None, fanout=False)
+        allowed: Callable[[str], bool]
+        move: Mover
+        if kind == "rpc":
+            rpc, fanout = self.naming.rpc_subject(topic), self.naming.fanout_subject(topic)
+
+            def allowed(subject: str) -> bool:
+                return subject in (rpc, fanout) or (
+                    subject.startswith(rpc + ".") and subject.count(".") == rpc.count(".") + 1)
+
+            async def move(subject: str, body: bytes, message_id: str | None) -> None:
+                with translated(f"casting a due delayed message to {subject}"):
+                    await self._client().publish(subject, body)
+        else:
+            base = self.naming.notification_subject(topic, "info").rpartition(".")[0]
+
+            def allowed(subject: str) -> bool:
+                return subject.startswith(base + ".") \
+                    and subject.count(".") == base.count(".") + 1
+
+            async def move(subject: str, body: bytes, message_id: str | None) -> None:
+                await self._notifications.store(topic, subject, body, message_id)
+        try:
+            return [await self._delays.mover(topic, kind, allowed, move)]
+        except MessagingError as exc:
+            LOG.debug("no mover of delayed messages for %s (%s)", topic, exc)
+            return []
 
     async def _call(self, target: Target, subject: str, body: bytes, msg_id: str, inbox: str,
                     timeout: float | None, call_monitor_timeout: float | None) -> Reply:
@@ -274,19 +329,21 @@ class NatsDriver(Driver):
             if not self.intake.is_duplicate(outcome, duplicates, msg.subject):
                 await handler(NatsRequest(self, outcome))
 
-        consumers: list[CoreConsumer] = []
+        consumers: list[CoreConsumer | PullConsumer] = []
         try:
             with translated(f"listening on {target}"):
                 for subject, group in self.naming.server_subjects(target):
                     consumers.append(await CoreConsumer.start(
                         client, subject, group, on_request,
                         f"relaybus[nats].server[{subject}]"))
+                if self._notifications.jetstream:  # delayed casts need JetStream
+                    consumers.extend(await self._movers(target, "rpc"))
                 await round_trip(client)  # the NATS server knows of us before listen returns
         except BaseException:
             for consumer in consumers:
                 await consumer.stop()
             raise
-        return self._remember(ConsumerSet(list(consumers), self._subscriptions.discard))
+        return self._remember(ConsumerSet(consumers, self._subscriptions.discard))
 
     async def _publish_reply(self, reply_q: str, body: bytes) -> None:
         """Tell the caller of a refused call why (the intake checked the address)."""
@@ -330,6 +387,10 @@ class NatsDriver(Driver):
                                        handler: NotificationHandler) -> Subscription:
         self._client()
         consumers = await self._notifications.listen(targets_and_priorities, pool, handler)
+        if self._notifications.jetstream:
+            for target in dict.fromkeys(t.replace(server=None, fanout=False)
+                                        for t, _ in targets_and_priorities):
+                consumers.extend(await self._movers(target, "notify"))
         return self._remember(ConsumerSet(list(consumers), self._subscriptions.discard))
 
     async def stream_for(self, target: Target) -> str:

@@ -145,6 +145,13 @@ class Notifications:
         await self.ensure_stream(target)
         await self._store(target, subject, body, headers)
 
+    async def store(self, target: Target, subject: str, body: bytes,
+                    message_id: str | None) -> None:
+        """Store an encoded notification in its topic's stream (a due delayed one)."""
+        await self.ensure_stream(target)
+        await self._store(target, subject, body,
+                          {MSG_ID_HEADER: message_id} if message_id else None)
+
     async def _store(self, target: Target, subject: str, body: bytes,
                      headers: dict[str, str] | None) -> None:
         """Publish to JetStream until a stream acknowledges, within ``send_timeout``.
