@@ -40,6 +40,7 @@ from typing import Any
 from relaybus.errors import MessageTooLarge, TransportError
 from relaybus.message import Notification, Reply, Request
 from relaybus.target import Target
+from relaybus.transport.eventlog import EventLog, Retention
 from relaybus.transport.tasks import TaskOwner
 from relaybus.url import TransportURL
 
@@ -224,6 +225,15 @@ class Driver(abc.ABC):
             TransportError: the transport cannot delay messages (the default).
         """
         raise TransportError(f"the {self.url.scheme} transport cannot delay messages")
+
+    async def event_log(self, name: str, retention: Retention) -> EventLog:
+        """The broker's retained log ``name`` (created if missing; see :mod:`.eventlog`).
+
+        Raises:
+            TransportError: the transport keeps no logs (the default), or the broker
+                refused to create it.
+        """
+        raise TransportError(f"the {self.url.scheme} transport keeps no event logs")
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -38,6 +38,7 @@ from nats.aio.msg import Msg
 from relaybus.drivers.nats.connection import Connection, round_trip, translated
 from relaybus.drivers.nats.consumers import ConsumerSet, CoreConsumer, PullConsumer
 from relaybus.drivers.nats.delayed import MAX_DELAY, Delays, Mover
+from relaybus.drivers.nats.eventlog import NatsEventLog
 from relaybus.drivers.nats.naming import Naming, is_literal_subject
 from relaybus.drivers.nats.notifications import Notifications
 from relaybus.drivers.nats.options import NatsOptions, server_list
@@ -69,6 +70,7 @@ from relaybus.transport.base import (
     Subscription,
     TapHandler,
 )
+from relaybus.transport.eventlog import EventLog, Retention
 from relaybus.transport.intake import Intake, Refused, ReplyAddressRule
 from relaybus.transport.replies import PendingReplies
 from relaybus.url import TransportURL
@@ -396,6 +398,14 @@ class NatsDriver(Driver):
     async def stream_for(self, target: Target) -> str:
         """The JetStream stream that keeps ``target``'s notifications (created if missing)."""
         return await self._notifications.ensure_stream(target)
+
+    async def event_log(self, name: str, retention: Retention) -> EventLog:
+        """A JetStream stream (see :mod:`~relaybus.drivers.nats.eventlog`)."""
+        self._client()
+        log = NatsEventLog(self._connection, self.naming.prefix, name, retention,
+                           self.nats_options.send_timeout)
+        await log.declare()
+        return log
 
     # -- watching ----------------------------------------------------------------------
 

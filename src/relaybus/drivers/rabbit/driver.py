@@ -31,6 +31,7 @@ from relaybus.drivers.rabbit.consumer import QueueConsumer
 from relaybus.drivers.rabbit.declare import Declarer
 from relaybus.drivers.rabbit.delay import MAX_DELAY, delay_queue
 from relaybus.drivers.rabbit.errors import is_connection_error, translate
+from relaybus.drivers.rabbit.eventlog import RabbitEventLog
 from relaybus.drivers.rabbit.options import RabbitOptions, connect_params
 from relaybus.drivers.rabbit.publisher import DIRECT, FANOUT, Publisher, returned_member
 from relaybus.drivers.rabbit.subscriptions import (
@@ -61,6 +62,7 @@ from relaybus.transport.base import (
     Subscription,
     TapHandler,
 )
+from relaybus.transport.eventlog import EventLog, Retention
 from relaybus.transport.intake import AMQP_REPLY_QUEUE, Intake
 from relaybus.transport.replies import PendingReplies
 from relaybus.url import TransportURL
@@ -479,6 +481,13 @@ class RabbitDriver(Driver):
         queue = self._topology.tap_queue(self.exchange_for(target), target.topic)
         return await self._start(TapConsumer(connector, queue, handler, self.intake),
                                  f"tapping {target.topic}")
+
+    async def event_log(self, name: str, retention: Retention) -> EventLog:
+        """A stream queue named ``name`` (see :mod:`~relaybus.drivers.rabbit.eventlog`)."""
+        connector, _ = self._live()
+        log = RabbitEventLog(connector, name, retention, self.rabbit_options.send_timeout)
+        await log.declare()
+        return log
 
     def forget(self, consumer: QueueConsumer) -> None:
         self._subscriptions.discard(consumer)

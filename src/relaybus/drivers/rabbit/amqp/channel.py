@@ -44,13 +44,14 @@ class Delivery:
     (``body`` is then empty).
     """
 
-    __slots__ = ("body", "body_size", "channel", "delivery_tag", "exchange", "redelivered",
-                 "routing_key")
+    __slots__ = ("body", "body_size", "channel", "delivery_tag", "exchange", "header",
+                 "redelivered", "routing_key")
 
     def __init__(self, channel: Channel, delivery_tag: int, redelivered: bool,
                  exchange: str, routing_key: str, body: bytes,
-                 body_size: int | None = None) -> None:
+                 body_size: int | None = None, header: bytes = b"") -> None:
         self.channel = channel
+        self.header = header  # the content header frame's payload (see codec.headers_of)
         self.delivery_tag = delivery_tag
         self.redelivered = redelivered
         self.exchange = exchange
@@ -115,6 +116,7 @@ class Channel:
         self._content_for: tuple[Any, ...] | None = None
         self._content_size = 0
         self._content: list[bytes] = []
+        self._header = b""
         self._received = 0
         self._discarding = False  # a delivery over max_body_size: count, do not keep
 
@@ -317,6 +319,7 @@ class Channel:
                 self._on_method(codec.unpack_method(payload))
         elif frame_type == codec.FRAME_HEADER:
             self._content_size = codec.header_body_size(payload)
+            self._header = payload
             self._content = []
             self._received = 0
             self._discarding = (self._max_body is not None
@@ -352,7 +355,8 @@ class Channel:
                 return
             try:
                 callback(Delivery(self, tag, redelivered, exchange, routing_key, body,
-                                  self._received if self._discarding else None))
+                                  self._received if self._discarding else None,
+                                  self._header))
             except Exception:  # noqa: BLE001 - one consumer's bug must not end the others
                 self._callback_failed(consumer_tag, tag)
         else:

@@ -15,6 +15,7 @@ from typing import Any
 from pamqp import commands
 from pamqp import frame as pamqp_frame
 from pamqp.base import Frame
+from pamqp.header import ContentHeader
 
 FRAME_METHOD = 1
 FRAME_HEADER = 2
@@ -172,3 +173,10 @@ def unpack_ack(payload: bytes) -> tuple[int, bool, bool]:
 def header_body_size(payload: bytes) -> int:
     """The body size announced by a content header frame payload."""
     return int(_U64.unpack_from(payload, 4)[0])
+
+
+def headers_of(header_payload: bytes) -> dict[str, Any]:
+    """The ``headers`` table of a content header frame payload (pamqp parses it; cold path)."""
+    content = ContentHeader()
+    content.unmarshal(header_payload)
+    return dict(content.properties.headers or {})
