@@ -61,12 +61,14 @@ def mosquitto() -> Iterator[Mosquitto]:
 
 @pytest.fixture
 async def exchange(name: str) -> AsyncIterator[str]:
-    """An exchange (and pool names) of this test's own; its pool queues deleted afterwards."""
+    """An exchange (and pool names) of this test's own; its pool queues and the gateway's
+    replay log deleted afterwards."""
     require_broker("RabbitMQ", "127.0.0.1", 5672)
     exchange = f"fh_{uuid.uuid4().hex[:10]}"
     yield exchange
     connection = await aiormq.connect("amqp://guest:guest@127.0.0.1:5672/")
     channel = await connection.channel()
-    for queue in (f"{exchange}-firehose", f"{exchange}-metering"):
+    for queue in (f"{exchange}-firehose", f"{exchange}-metering",
+                  f"{exchange}-firehose.replay"):  # the gateway's replay log (a stream)
         await channel.queue_delete(queue)
     await connection.close()

@@ -353,13 +353,14 @@ class SSEClient:
 
     async def events(self, count: int,
                      controls: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        """The next ``count`` CloudEvents (checking each SSE id is the event's id)."""
+        """The next ``count`` CloudEvents (checking each SSE id is the event's cursor: its
+        ``firehoseseq`` when the replay is in the broker's log, else its id)."""
         found: list[dict[str, Any]] = []
         while len(found) < count:
             message = await self.message()
             data = json.loads(message["data"])
             if message["event"] == "message":
-                assert message["id"] == data["id"]
+                assert message["id"] == str(data.get("firehoseseq", data["id"]))
                 found.append(data)
             elif message["event"] == "hello":
                 continue

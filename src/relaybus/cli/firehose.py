@@ -30,6 +30,9 @@ async def serve_firehose(url: str | None, options: Any, **connect_options: Any) 
             if bus.url.scheme == "memory":
                 hint = ("\nmemory:// lives in this process: only events published through "
                         "this gateway (POST /publish) reach it; try `relaybus demo --console`")
+            if gateway.log_replay is not None:
+                hint += (f"\nreplay: the broker's log {gateway.log_name!r} (shared by the "
+                         f"gateways naming it)")
             gateway_run.announce(gateway, bus, hint)
             with gateway_run.stop_on_signals(stop):
                 await stop.wait()
@@ -60,6 +63,15 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="Replay buffer size, in events.")
 @click.option("--replay-bytes", default=16 * 1024 * 1024, show_default=True,
               type=click.IntRange(1), help="Replay buffer size, in bytes.")
+@click.option("--replay-log", default="", metavar="NAME",
+              help="The broker's log keeping the replay on rabbit:// (a stream queue) and "
+                   "nats:// (a JetStream stream), shared by the gateways naming it, so a "
+                   "client resumes on any of them [default: <pool>.replay; none: keep it "
+                   "in this process].")
+@click.option("--replay-max-age", default=24 * 3600.0, show_default=True,
+              type=click.FloatRange(1), help="Seconds the replay log keeps an event.")
+@click.option("--replay-max-bytes", default=1024 ** 3, show_default=True,
+              type=click.IntRange(1024 * 1024), help="Bytes the replay log keeps.")
 @click.option("--client-queue", default=1000, show_default=True, type=click.IntRange(1),
               help="Events a client may have waiting before its oldest are dropped.")
 @click.option("--client-queue-bytes", default=4 * 1024 * 1024, show_default=True,
@@ -90,7 +102,8 @@ def _split(values: tuple[str, ...]) -> list[str]:
 def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
              topics: tuple[str, ...],
              exchange: str | None, pool: str, mqtt_topic: str, replay_events: int,
-             replay_bytes: int, client_queue: int, client_queue_bytes: int,
+             replay_bytes: int, replay_log: str, replay_max_age: float,
+             replay_max_bytes: int, client_queue: int, client_queue_bytes: int,
              write_timeout: float, max_connections: int, header_timeout: float,
              allowed_origins: tuple[str, ...],
              token: str | None,
@@ -100,7 +113,8 @@ def firehose(ctx: click.Context, url: str | None, mqtt: str | None, http: str,
     options = gateway.GatewayOptions(
         topics=_split(topics) or ["notifications"], exchange=exchange, pool=pool, http=http,
         mqtt=mqtt, mqtt_topic=mqtt_topic, replay_events=replay_events,
-        replay_bytes=replay_bytes, client_queue=client_queue,
+        replay_bytes=replay_bytes, replay_log=replay_log, replay_max_age=replay_max_age,
+        replay_max_bytes=replay_max_bytes, client_queue=client_queue,
         client_queue_bytes=client_queue_bytes, write_timeout=write_timeout,
         max_connections=max_connections, header_timeout=header_timeout,
         allowed_origins=allowed_origins, token=token,

@@ -121,7 +121,8 @@ async def from_gateway(gateway: str, filters: list[str], printer: _Printer,
                         delay = 0.25
                         _note(f"listening to {gateway} for {' '.join(message['filters'])}")
                     elif kind == "event":
-                        since = message["event"].get("id", since)
+                        event = message["event"]  # the cursor: the log offset, else the id
+                        since = str(event.get("firehoseseq", event.get("id", since)))
                         if printer.event(message["event"]):
                             return
                     elif kind == "error":
@@ -218,7 +219,8 @@ async def from_mqtt(url: str, filters: list[str], printer: _Printer,
 @click.option("--json", "as_json", is_flag=True, help="Print each CloudEvent as JSON.")
 @click.option("--token", default=None, envvar="RELAYBUS_FIREHOSE_TOKEN",
               help="The gateway's subscribe token, if it needs one.")
-@click.option("--since", default=None, help="Start after this event id (gateway only).")
+@click.option("--since", default=None, help="Start after this event (its firehoseseq, else "
+              "its id; gateway only).")
 @click.option("--count", default=0, type=click.IntRange(0),
               help="Exit after this many events (default: never).")
 @click.option("--session", default=None,

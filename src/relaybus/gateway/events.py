@@ -99,6 +99,9 @@ class Event:
         topic: the hierarchical topic; levels: the same, split on ``/``.
         type: the CloudEvent type (event_type), for statistics.
         json: the CloudEvent, encoded.
+        offset: its offset in the broker's replay log (None: the replay is in-process).
+        cursor: what a client resumes after (SSE ``id:``): the offset when there is one
+            (the same on every gateway), else the id.
     """
 
     seq: int
@@ -106,12 +109,15 @@ class Event:
     topic: str
     type: str
     json: bytes
+    offset: int | None = None
+    cursor: str = field(init=False)
     levels: tuple[str, ...] = field(init=False)
     _ws: str | None = field(default=None, init=False)
     _sse: bytes | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.levels = tuple(self.topic.split("/"))
+        self.cursor = self.id if self.offset is None else str(self.offset)
 
     @property
     def size(self) -> int:
@@ -129,5 +135,5 @@ class Event:
     def sse_frame(self) -> bytes:
         """The SSE message: ``id:`` the event id, ``data:`` the CloudEvent (one line)."""
         if self._sse is None:
-            self._sse = b"id: " + self.id.encode("utf-8") + b"\ndata: " + self.json + b"\n\n"
+            self._sse = b"id: " + self.cursor.encode("utf-8") + b"\ndata: " + self.json + b"\n\n"
         return self._sse

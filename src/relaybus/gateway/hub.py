@@ -15,7 +15,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from relaybus.gateway.events import Event
 from relaybus.gateway.replay import ReplayBuffer
@@ -24,7 +24,12 @@ from relaybus.gateway.topics import FilterSet
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """The client asked to resume after an event the replay buffer no longer holds."""
+    """The client asked to resume after an event the replay buffer no longer holds.
+
+    ``replayed`` counts the events replayed after the marker; when they come from the
+    broker's log, as they are read, it counts the records the log holds up to the resume
+    point before filtering (0 when not yet known).
+    """
 
     since: str
     replayed: int
@@ -52,6 +57,14 @@ class Dropped:
 Item = Event | Gap | Dropped
 
 DEFAULT_CLIENT_BYTES = 4 * 1024 * 1024
+HISTORY_BATCH = 256  # events read from the log ahead of what a resuming client took
+
+
+class History(Protocol):
+    """Where a resume older than the replay buffer reads from: the broker's log."""
+
+    def catch_up(self, subscriber: Subscriber, since: int) -> None:
+        """Hand ``subscriber`` (held) every event after offset ``since``, then release it."""
 
 
 @dataclass(slots=True)
@@ -93,6 +106,13 @@ class Subscriber:
         self._dropped_unreported = 0
         self.sent = 0
         self.closed = False
+        # Reading from the broker's log (see hold()): live events wait until it is done,
+        # and none at or below ``floor`` (already replayed) is queued again.
+        self.floor = -1
+        self._held = False
+        self._room = asyncio.Event()
+        self._room.set()
+        self.on_close: Callable[[], Any] | None = None
         if self._backlog:
             self._wakeup.set()
 
@@ -102,7 +122,8 @@ class Subscriber:
 
     def offer(self, event: Event) -> None:
         """Queue ``event`` if wanted; never blocks (drops this client's oldest when full)."""
-        if self.closed or not self.filters.matches(event.topic, event.levels):
+        if self.closed or not self.filters.matches(event.topic, event.levels) \
+                or (event.offset is not None and event.offset <= self.floor):
             return
         while self._queue and (len(self._queue) >= self.max_queue
                                or self.queued_bytes + event.size > self.max_bytes):
@@ -114,9 +135,56 @@ class Subscriber:
         self.queued_bytes += event.size
         self._wakeup.set()
 
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    @property
+    def first_queued_offset(self) -> int | None:
+        """The log offset of the oldest live event waiting (None: none waits)."""
+        return self._queue[0].offset if self._queue else None
+
+    def hold(self, floor: int) -> None:
+        """Keep live events back while what came before them is read from the log."""
+        self._held = True
+        self.floor = floor
+
+    def add_history(self, item: Item) -> None:
+        """Queue something read from the log (after what was added before)."""
+        if self.closed:
+            return
+        if isinstance(item, Event) and item.offset is not None:
+            self.floor = max(self.floor, item.offset)
+            if not self.filters.matches(item.topic, item.levels):
+                return
+        self._backlog.append(item)
+        if len(self._backlog) >= HISTORY_BATCH:
+            self._room.clear()
+        self._wakeup.set()
+
+    async def room(self) -> None:
+        """Wait until the client has taken most of what was read for it from the log."""
+        await self._room.wait()
+
+    def release(self) -> None:
+        """The log is read: send the live events, less those the log already gave."""
+        while self._queue and self._queue[0].offset is not None \
+                and self._queue[0].offset <= self.floor:
+            self.queued_bytes -= self._queue.popleft().size
+        # Live events dropped while held were older than the first one kept: the log read
+        # went on until it met that one, so the client got them after all.
+        self._dropped_unreported = 0
+        self._held = False
+        self._room.set()
+        self._wakeup.set()
+
     def close(self) -> None:
         """End the stream: the writer's next :meth:`take` returns nothing; frees the queue."""
         self.closed = True
+        self._room.set()
+        if self.on_close is not None:
+            on_close, self.on_close = self.on_close, None
+            on_close()
         self._queue.clear()
         self._backlog.clear()
         self.queued_bytes = 0
@@ -133,7 +201,13 @@ class Subscriber:
             if self._backlog:
                 batch = [self._backlog.popleft()
                          for _ in range(min(limit, len(self._backlog)))]
+                if len(self._backlog) < HISTORY_BATCH // 2:
+                    self._room.set()
                 return self._count(batch)
+            if self._held:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
             if self._dropped_unreported:
                 report = Dropped(self._dropped_unreported, self.dropped_total)
                 self._dropped_unreported = 0
@@ -159,10 +233,14 @@ class Hub:
         replay: the replay buffer.
         client_queue: the bounded live queue size of each subscriber, in events.
         client_bytes: the same bound in bytes.
+        history: the broker's log, when the replay is kept there; events then come with
+            their log offsets (:meth:`ingest`'s ``offset``), a client resumes after an
+            offset, and one older than the buffer is read from the log.
     """
 
     def __init__(self, replay: ReplayBuffer, client_queue: int = 1000,
-                 client_bytes: int = DEFAULT_CLIENT_BYTES) -> None:
+                 client_bytes: int = DEFAULT_CLIENT_BYTES,
+                 history: History | None = None) -> None:
         if client_queue < 1 or client_bytes < 1:
             raise ValueError("client_queue and client_bytes must be at least 1")
         self.replay = replay
@@ -173,6 +251,8 @@ class Hub:
         self._sinks: list[Callable[[Event], None]] = []
         self._seq = itertools.count(1)
         self._closed = False
+        self.history = history
+        self.last_offset: int | None = None  # the newest log offset ingested
 
     @property
     def subscribers(self) -> frozenset[Subscriber]:
@@ -186,12 +266,23 @@ class Hub:
         """Whether an event with this id is already in the replay buffer (a redelivery)."""
         return event_id in self.replay
 
-    def ingest(self, event_id: str, topic: str, event_type: str, body: bytes) -> Event | None:
-        """Take one encoded event; None when it is a duplicate of one in the buffer."""
-        if event_id in self.replay:
+    def ingest(self, event_id: str, topic: str, event_type: str, body: bytes,
+               offset: int | None = None) -> Event | None:
+        """Take one encoded event; None when it is a duplicate.
+
+        Without ``offset``, a duplicate is an event whose id is in the buffer; with one
+        (read from the broker's log), an offset at or below the newest ingested.
+        """
+        if offset is None:
+            if event_id in self.replay:
+                self.counters.duplicates += 1
+                return None
+        elif self.last_offset is not None and offset <= self.last_offset:
             self.counters.duplicates += 1
             return None
-        event = Event(next(self._seq), event_id, topic, event_type, body)
+        else:
+            self.last_offset = offset
+        event = Event(next(self._seq), event_id, topic, event_type, body, offset)
         self.counters.events_in += 1
         self.replay.append(event)
         for subscriber in self._subscribers:
@@ -206,6 +297,8 @@ class Hub:
         Taking the backlog and registering happen in one step of the event loop, so no
         event is both replayed and queued, and none falls between the two.
         """
+        if since and self.history is not None:
+            return self._subscribe_from_log(name, filters, since)
         backlog: list[Item] = []
         if since:
             missed = self.replay.after(since)
@@ -218,6 +311,39 @@ class Hub:
                 backlog.extend(e for e in missed if filters.matches(e.topic, e.levels))
         subscriber = Subscriber(name, filters, self.client_queue, backlog, self.counters,
                                 self.client_bytes)
+        if self._closed:
+            subscriber.close()
+        else:
+            self._subscribers.add(subscriber)
+        return subscriber
+
+    def _subscribe_from_log(self, name: str, filters: FilterSet, since: str) -> Subscriber:
+        """Resume after a log offset (or an event id this gateway still holds)."""
+        offset = int(since) if since.isdigit() and len(since) < 20 else None
+        if offset is None:  # an event id: resumable only if held here
+            known = self.replay.get(since)
+            offset = known.offset if known is not None else None
+        last = self.last_offset
+        if offset is None or (last is not None and offset > last):
+            # Never in this log (or a log since deleted): say so, and go on live.
+            return self._register(Subscriber(name, filters, self.client_queue,
+                                             [Gap(since, 0, None)], self.counters,
+                                             self.client_bytes))
+        missed = self.replay.after(str(offset))
+        if missed is not None:
+            backlog: list[Item] = [e for e in missed if filters.matches(e.topic, e.levels)]
+            return self._register(Subscriber(name, filters, self.client_queue, backlog,
+                                             self.counters, self.client_bytes))
+        subscriber = Subscriber(name, filters, self.client_queue, [], self.counters,
+                                self.client_bytes)
+        subscriber.hold(offset)
+        self._register(subscriber)
+        if not subscriber.closed:
+            assert self.history is not None
+            self.history.catch_up(subscriber, offset)
+        return subscriber
+
+    def _register(self, subscriber: Subscriber) -> Subscriber:
         if self._closed:
             subscriber.close()
         else:

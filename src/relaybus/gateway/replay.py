@@ -1,8 +1,10 @@
 """The replay buffer: the latest events, bounded by count and by bytes, found by id.
 
-A client that reconnects names the last event id it saw; the buffer hands back every
-event after it. When that id is no longer (or never was) in the buffer, the client gets a
-gap marker and everything the buffer still holds.
+A client that reconnects names the last event id it saw (its cursor: see
+:class:`~relaybus.gateway.events.Event`); the buffer hands back every event after it. When
+that id is no longer (or never was) in the buffer, the client gets a gap marker and
+everything the buffer still holds, or, when the replay is kept in the broker's log
+(:mod:`relaybus.gateway.logreplay`), what the log still holds after it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ReplayBuffer:
         self.max_bytes = max_bytes
         self._events: collections.deque[Event] = collections.deque()
         self._by_id: dict[str, Event] = {}
+        self._by_cursor: dict[str, Event] = {}
         self.bytes = 0
         self.evicted = 0
 
@@ -38,6 +41,14 @@ class ReplayBuffer:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._by_id
 
+    def get(self, event_id: str) -> Event | None:
+        """The newest event held with this (CloudEvent) id."""
+        return self._by_id.get(event_id)
+
+    @property
+    def newest(self) -> Event | None:
+        return self._events[-1] if self._events else None
+
     @property
     def oldest(self) -> Event | None:
         return self._events[0] if self._events else None
@@ -46,6 +57,7 @@ class ReplayBuffer:
         """Keep ``event`` (its seq must follow the newest one's), evicting as needed."""
         self._events.append(event)
         self._by_id[event.id] = event
+        self._by_cursor[event.cursor] = event
         self.bytes += event.size
         while len(self._events) > 1 and (len(self._events) > self.max_events
                                          or self.bytes > self.max_bytes):
@@ -54,10 +66,12 @@ class ReplayBuffer:
             self.evicted += 1
             if self._by_id.get(gone.id) is gone:
                 del self._by_id[gone.id]
+            if self._by_cursor.get(gone.cursor) is gone:
+                del self._by_cursor[gone.cursor]
 
-    def after(self, event_id: str) -> list[Event] | None:
-        """Every event after ``event_id``, oldest first; None if that id is not here."""
-        anchor = self._by_id.get(event_id)
+    def after(self, cursor: str) -> list[Event] | None:
+        """Every event after the one with ``cursor``, oldest first; None if it is not here."""
+        anchor = self._by_cursor.get(cursor)
         if anchor is None or not self._events:
             return None
         start = anchor.seq - self._events[0].seq + 1

@@ -31,6 +31,7 @@ from relaybus import Target
 from relaybus.gateway.auth import Tokens, load_tokens_file, redact_server_logs
 from relaybus.gateway.hub import Hub
 from relaybus.gateway.limits import ConnectionLimits
+from relaybus.gateway.logreplay import LogReplay
 from relaybus.gateway.mqtt import MqttBridge, MqttURL
 from relaybus.gateway.origins import Origins
 from relaybus.gateway.publish import BusPublisher
@@ -38,6 +39,7 @@ from relaybus.gateway.replay import ReplayBuffer
 from relaybus.gateway.tap import DEFAULT_POOL, BusTap
 from relaybus.gateway.topics import DEFAULT_TEMPLATE, TopicTemplate
 from relaybus.gateway.web import WebContext, build_app
+from relaybus.transport.eventlog import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, Retention
 
 LOG = logging.getLogger(__name__)
 
@@ -56,7 +58,14 @@ class GatewayOptions:
         mqtt: ``mqtt://user:password@host:port`` to publish to (None: no MQTT).
         mqtt_topic: the topic template (see :class:`~relaybus.gateway.topics.TopicTemplate`).
         mqtt_client_id: the gateway's MQTT client id (None: generated).
-        replay_events, replay_bytes: the replay buffer's bounds.
+        replay_events, replay_bytes: the in-memory replay buffer's bounds; with a log,
+            ``replay_events`` is also the most events one resuming client is replayed
+            from the log.
+        replay_log: the broker's log that keeps the replay on rabbit:// (a stream queue)
+            and nats:// (a JetStream stream), shared by every gateway naming it: ``""``
+            is ``<pool>.replay``; ``"none"`` keeps the replay in this process only (as
+            memory://, whose transport has no log, always does).
+        replay_max_age, replay_max_bytes: the log's retention (seconds, bytes).
         client_queue: each client's bounded queue, in events.
         client_queue_bytes: the same bound, in bytes.
         write_timeout: seconds a write to a client may stall before it is let go.
@@ -83,6 +92,9 @@ class GatewayOptions:
     mqtt_client_id: str | None = None
     replay_events: int = 10_000
     replay_bytes: int = 16 * 1024 * 1024
+    replay_log: str = ""
+    replay_max_age: float = DEFAULT_MAX_AGE
+    replay_max_bytes: int = DEFAULT_MAX_BYTES
     client_queue: int = 1000
     client_queue_bytes: int = 4 * 1024 * 1024
     write_timeout: float = 10.0
@@ -164,6 +176,26 @@ class Gateway:
                                    options.keepalive, options.write_timeout,
                                    Origins(options.allowed_origins))
         self._server: _Server | None = None
+        self.log_replay: LogReplay | None = None
+        self.retention = Retention(options.replay_max_age, options.replay_max_bytes)
+
+    @property
+    def log_name(self) -> str | None:
+        """The replay log's name (None: the replay stays in this process)."""
+        name = self.options.replay_log
+        if name.lower() == "none" or self.bus.url.scheme == "memory":
+            return None
+        return name or f"{self.options.pool}.replay"
+
+    async def _open_log(self) -> None:
+        """Keep the replay in the broker's log, when the transport has one."""
+        name = self.log_name
+        if name is None:
+            return
+        log = await self.bus.driver.event_log(name, self.retention)
+        self.log_replay = LogReplay(log, self.hub, self.options.replay_events)
+        self.hub.history = self.log_replay
+        self.tap.send_to(self.log_replay.append)
 
     @property
     def url(self) -> str:
@@ -178,6 +210,7 @@ class Gateway:
         stats["published_via_gateway"] = self.publisher.published if self.publisher else 0
         stats["mqtt"] = self.bridge.stats() if self.bridge else None
         stats["connections"] = self.limits.stats()
+        stats["replay_log"] = self.log_replay.stats() if self.log_replay else None
         return stats
 
     def health(self, detailed: bool = False) -> tuple[bool, dict[str, Any]]:
@@ -219,6 +252,7 @@ class Gateway:
         if self.bridge is not None:
             await self.bridge.check()
         self.limits.raise_open_files()
+        await self._open_log()
         redact_server_logs()  # it logs request lines and headers: ?token=, Authorization
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
@@ -231,6 +265,10 @@ class Gateway:
         self._server = server = _Server(config)
         try:
             async with asyncio.TaskGroup() as tasks:
+                follower = None
+                if self.log_replay is not None:
+                    follower = tasks.create_task(self.log_replay.follow(),
+                                                 name="relaybus.gateway.log")
                 await self.tap.start()
                 tasks.create_task(server.serve(sockets=[sock]), name="relaybus.gateway.http")
                 mqtt = None
@@ -240,8 +278,12 @@ class Gateway:
                     yield self
                 finally:
                     await self._stop(server, mqtt)
+                    if follower is not None:
+                        follower.cancel()
         finally:
             sock.close()
+            if self.log_replay is not None:
+                await self.log_replay.close()
 
     async def _stop(self, server: _Server, mqtt: asyncio.Task[None] | None) -> None:
         await self.tap.stop()

@@ -10,7 +10,7 @@ handler only encodes and hands over, so that costs nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import relaybus
@@ -22,14 +22,17 @@ from relaybus.gateway.topics import TopicTemplate
 LOG = logging.getLogger(__name__)
 
 DEFAULT_POOL = "relaybus-firehose"
+Append = Callable[[bytes], Awaitable[None]]
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 
 class _Endpoint:
     """A listener endpoint with one method per priority, all feeding the hub."""
 
-    def __init__(self, hub: Hub, template: TopicTemplate, exchange: str, bustopic: str) -> None:
+    def __init__(self, hub: Hub, template: TopicTemplate, exchange: str, bustopic: str,
+                 append: Append | None = None) -> None:
         self._hub = hub
+        self._append = append
         self._template = template
         self._exchange = exchange
         self._bustopic = bustopic
@@ -39,18 +42,21 @@ class _Endpoint:
     def _handler(self, priority: str) -> Any:
         async def handle(ctxt: Any, publisher_id: str | None, event_type: str, payload: Any,
                          metadata: dict[str, Any]) -> None:
-            self.take(priority, publisher_id, event_type, payload, metadata)
+            body = self.take(priority, publisher_id, event_type, payload, metadata)
+            if body is not None and self._append is not None:
+                await self._append(body)  # acknowledged once the broker's log has it
 
         handle.__qualname__ = f"firehose.{priority}"
         return handle
 
     def take(self, priority: str, publisher_id: str | None, event_type: str, payload: Any,
-             metadata: dict[str, Any]) -> None:
-        """Turn one notification into an event and give it to the hub."""
+             metadata: dict[str, Any]) -> bytes | None:
+        """Turn one notification into an event and give it to the hub (directly, or the
+        encoded event to append to the log); None for a duplicate."""
         event_id = safe_id(str(metadata.get("message_id", "")))
         if self._hub.known(event_id):
             self._hub.counters.duplicates += 1
-            return
+            return None
         topic = self._template.render(exchange=self._exchange, bustopic=self._bustopic,
                                       publisher_id=publisher_id, event_type=event_type,
                                       priority=priority)
@@ -58,7 +64,9 @@ class _Endpoint:
                                  event_type=event_type, priority=priority,
                                  timestamp=metadata.get("timestamp"), payload=payload,
                                  exchange=self._exchange, bustopic=self._bustopic, topic=topic))
-        self._hub.ingest(event_id, topic, event_type, body)
+        if self._append is None:
+            self._hub.ingest(event_id, topic, event_type, body)
+        return body
 
 
 class BusTap:
@@ -72,21 +80,31 @@ class BusTap:
         pool: the listener pool. Transports keep one queue per pool, so with several
             targets each gets a pool of its own, ``<pool>.<exchange>.<topic>``; otherwise a
             notification could be taken by the listener of another target and mislabelled.
+        append: where encoded events go when the replay is kept in the broker's log (the
+            hub then gets them back from the log); None: straight to the hub.
     """
 
     def __init__(self, bus: relaybus.Bus, hub: Hub, targets: Sequence[Target],
-                 template: TopicTemplate, pool: str = DEFAULT_POOL) -> None:
+                 template: TopicTemplate, pool: str = DEFAULT_POOL,
+                 append: Append | None = None) -> None:
         if not targets:
             raise ValueError("the firehose needs at least one notification topic")
         self.bus = bus
         self.pool = pool
         self.listeners = []
+        self._endpoints: list[_Endpoint] = []
         for target in targets:
             exchange = target.exchange or bus.driver.control_exchange
-            endpoint = _Endpoint(hub, template, exchange, target.topic or "")
+            endpoint = _Endpoint(hub, template, exchange, target.topic or "", append)
+            self._endpoints.append(endpoint)
             name = pool if len(targets) == 1 else f"{pool}.{exchange}.{target.topic}"
             self.listeners.append(bus.notification_listener(
                 [target], [endpoint], pool=name, max_concurrency=1))
+
+    def send_to(self, append: Append | None) -> None:
+        """From now on, hand encoded events to ``append`` (None: straight to the hub)."""
+        for endpoint in self._endpoints:
+            endpoint._append = append
 
     async def start(self) -> None:
         for listener in self.listeners:

@@ -117,8 +117,9 @@
   }
 
   function receive(event) {
-    state.lastId = event.id;
-    sessionStorage.setItem(LAST_ID, event.id);
+    // The cursor to resume after: the log offset (the same on every gateway), else the id.
+    state.lastId = String(event.firehoseseq ?? event.id);
+    sessionStorage.setItem(LAST_ID, state.lastId);
     if (state.kept.has(event.id)) return;          // already shown (a redelivery)
     state.kept.set(event.id, event);
     if (state.kept.size > MAX_KEPT) state.kept.delete(state.kept.keys().next().value);
