@@ -37,6 +37,7 @@ from figures import Figures
 from transports import unique
 
 import relaybus
+from relaybus.transport.eventlog import Retention
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 from firehose_support import (
@@ -134,7 +135,8 @@ class _EventStream:
         message = await self._sse.message()
         data = json.loads(message["data"])
         if message["event"] == "message":
-            assert message.get("id") == data["id"], f"SSE id {message.get('id')} != {data['id']}"
+            cursor = _cursor(data)  # the SSE id: the log offset when there is a log
+            assert message.get("id") == cursor, f"SSE id {message.get('id')} != {cursor}"
             return "event", data
         return message["event"], data
 
@@ -197,7 +199,7 @@ class Client:
                         seq = data["data"]["seq"]
                         self.seqs.append(seq)
                         self.ids.setdefault(seq, set()).add(data["id"])
-                        self.last_id = data["id"]
+                        self.last_id = _cursor(data)
                         if dropped_at is not None:
                             self.first_events.append(loop.time() - dropped_at)
                             dropped_at = None
@@ -211,6 +213,11 @@ class Client:
             finally:
                 await connection.drop(abrupt=rng.random() < 0.5)
             dropped_at = loop.time()
+
+
+def _cursor(event: dict[str, Any]) -> str:
+    """What a client resumes after: the event's log offset (rabbit, nats), else its id."""
+    return str(event.get("firehoseseq", event["id"]))
 
 
 def _gateway(transport: str, url: str, exchange: str) -> GatewayProcess:
@@ -253,6 +260,14 @@ async def _feed_from_process(url: str, exchange: str, total: int, figures: Figur
         figures.error(f"feeder exited {process.returncode}")
         return
     figures.confirmed = int(out.split()[1])
+
+
+async def _delete_replay_log(url: str, exchange: str) -> None:
+    """The gateway's replay log on the broker (its default name: <pool>.replay)."""
+    async with await relaybus.connect(_bus_url(url, exchange)) as bus:
+        log = await bus.driver.event_log(f"{exchange}-firehose.replay", Retention())
+        await log.delete()
+        await log.close()
 
 
 async def _delete_rabbit_leftovers(url: str, exchange: str) -> None:
@@ -339,6 +354,8 @@ async def run(transport: str, url: str) -> Figures:
     finally:
         if gateway.process is not None:
             exit_code = await asyncio.to_thread(gateway.stop)
+        if transport != "memory":
+            await _delete_replay_log(url, exchange)
         if transport == "rabbit":
             await _delete_rabbit_leftovers(url, exchange)
     tally = _count(figures, clients, total)

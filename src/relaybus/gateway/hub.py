@@ -303,19 +303,16 @@ class Hub:
         if since:
             missed = self.replay.after(since)
             if missed is None:
-                missed = self.replay.all()
-                wanted = [e for e in missed if filters.matches(e.topic, e.levels)]
-                backlog.append(Gap(since, len(wanted), wanted[0].id if wanted else None))
-                backlog.extend(wanted)
+                backlog = self._gap(since, filters)
             else:
                 backlog.extend(e for e in missed if filters.matches(e.topic, e.levels))
-        subscriber = Subscriber(name, filters, self.client_queue, backlog, self.counters,
-                                self.client_bytes)
-        if self._closed:
-            subscriber.close()
-        else:
-            self._subscribers.add(subscriber)
-        return subscriber
+        return self._register(Subscriber(name, filters, self.client_queue, backlog,
+                                         self.counters, self.client_bytes))
+
+    def _gap(self, since: str, filters: FilterSet) -> list[Item]:
+        """A gap marker, then every event the buffer holds that ``filters`` match."""
+        wanted = [e for e in self.replay.all() if filters.matches(e.topic, e.levels)]
+        return [Gap(since, len(wanted), wanted[0].cursor if wanted else None), *wanted]
 
     def _subscribe_from_log(self, name: str, filters: FilterSet, since: str) -> Subscriber:
         """Resume after a log offset (or an event id this gateway still holds)."""
@@ -325,9 +322,10 @@ class Hub:
             offset = known.offset if known is not None else None
         last = self.last_offset
         if offset is None or (last is not None and offset > last):
-            # Never in this log (or a log since deleted): say so, and go on live.
+            # An id no longer held here, or an offset never in this log (a log since
+            # deleted): as without a log, a gap marker and all the buffer holds.
             return self._register(Subscriber(name, filters, self.client_queue,
-                                             [Gap(since, 0, None)], self.counters,
+                                             self._gap(since, filters), self.counters,
                                              self.client_bytes))
         missed = self.replay.after(str(offset))
         if missed is not None:
