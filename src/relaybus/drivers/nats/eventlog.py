@@ -1,6 +1,7 @@
 """Event logs on NATS: JetStream streams.
 
-Log ``name`` is the stream ``<prefix>_firehose_<name part>`` holding the one subject
+Log ``name`` is the stream ``<prefix>_firehose_log_<name part>`` (four parts: no notification
+or delay stream has that shape) holding the one subject
 ``<prefix>.firehose.<name token>`` (three tokens: no bus subject has as few, so it never
 overlaps a notification stream). A record's offset is its stream sequence (1, 2, ...).
 Reading is an ordered push consumer (no acknowledgements; nats-py recreates it from the
@@ -31,7 +32,7 @@ class NatsEventLog(EventLog):
     def __init__(self, connection: Connection, prefix: str, name: str, retention: Retention,
                  timeout: float) -> None:
         self.name = name
-        self.stream = f"{prefix}_firehose_{name_part(name)}"
+        self.stream = f"{name_part(prefix)}_firehose_log_{name_part(name)}"
         self.subject = f"{prefix}.firehose.{token(name)}"
         self.retention = retention
         self._connection = connection
