@@ -32,8 +32,8 @@ EXTRA_OF = [
     ("oslo_messaging/", "oslo"),
     ("testing/", "testing"),
 ]
-# Extras that gather others, or serve the project's own tests and benchmarks.
-NOT_FOR_MODULES = {"all", "dev", "bench"}
+# Extras that gather others, or serve the project's own tests, benchmarks and docs site.
+NOT_FOR_MODULES = {"all", "dev", "bench", "docs"}
 # Packages an extra needs at run time without importing them.
 IMPORTED_BY_A_DEPENDENCY = {
     "pytest-asyncio",  # testing: the behaviour suite's async tests run under it

@@ -132,7 +132,10 @@ class RPCClient:
         Raises:
             MessagingTimeout: no reply within the timeout.
             MessageUndeliverable: no server listens on the target.
-            NoSuchMethod, UnsupportedVersion, RemoteError, or the remote exception itself.
+            NoSuchMethod: the endpoint has no such public method.
+            UnsupportedVersion: no endpoint in that namespace, or none at that version.
+            RemoteError: the endpoint raised (or the remote exception's own type, when
+                it is a built-in or from an allowed module).
             TypeError: an argument cannot be encoded (nothing was sent).
         """
         if self.target.fanout:
