@@ -67,7 +67,9 @@ def free_port() -> int:
 
 def serve(directory: Path, topic: str, *args: str) -> subprocess.Popen[str]:
     """``relaybus serve`` with ``directory`` on its path, its stderr piped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    # bytecode written as on a user's machine (--reload must not serve a stale .pyc)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RELAYBUS_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(PYTHONPATH=os.pathsep.join([str(directory), str(ROOT / "src")]),
                HELD_TOPIC=topic, XDG_STATE_HOME=str(directory / "state"))
     return subprocess.Popen([sys.executable, "-m", "relaybus", "serve", *args],

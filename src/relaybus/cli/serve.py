@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import signal
 import socket
 import sys
+from typing import NoReturn
 
 import click
 
@@ -23,7 +25,8 @@ import relaybus
 from relaybus import telemetry
 from relaybus.cli import logs
 from relaybus.cli.common import MEMORY_NOTE, fail, in_process, settings_from, url_option
-from relaybus.cli.settings import Settings
+from relaybus.cli.settings import CONFIG_ENV, Settings, env_name
+from relaybus.cli.supervisor import Supervisor
 from relaybus.contracts.loading import LoadError, as_service, load_object
 from relaybus.health import HealthServer
 
@@ -54,6 +57,11 @@ def _instantiate(endpoints: list[object]) -> list[object]:
 @click.option("--metrics-port", type=int, default=None,
               help="Serve Prometheus metrics over HTTP on this port.")
 @click.option("--metrics-addr", default=None, help="Address for the metrics port.")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes, each with its own connection (sharing the server "
+                   "name, as oslo.messaging's workers do); SIGTERM drains them all.")
+@click.option("--reload", is_flag=True,
+              help="Development: restart the worker(s) when the service's source changes.")
 @click.option("--ping/--no-ping", default=None,
               help="Answer oslo.messaging's RPC ping (oslo_rpc_server_ping); see "
                    "`relaybus ping`.")
@@ -67,7 +75,8 @@ def _instantiate(endpoints: list[object]) -> list[object]:
 @click.pass_context
 def serve(ctx: click.Context, reference: str, topic: str | None, server: str | None,
           workers: int | None, drain_timeout: float | None, metrics_port: int | None,
-          metrics_addr: str | None, ping: bool | None, health_port: int | None,
+          metrics_addr: str | None, processes: int, reload: bool, ping: bool | None,
+          health_port: int | None,
           health_addr: str | None,
           log_level: str | None, log_format: str | None, url: str | None) -> None:
     """Serve a relaybus.Service (or an endpoint with --topic) until stopped.
@@ -80,6 +89,8 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
                              ping=ping, health_port=health_port, health_addr=health_addr,
                              log_level=log_level, log_format=log_format)
     logs.configure(settings.log_level, settings.log_format)
+    if processes > 1 or reload:
+        _supervise(reference, topic, server, settings, processes, reload)
     try:
         service = as_service(load_object(reference), topic=topic,
                              server=server or socket.gethostname())
@@ -142,6 +153,40 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
         asyncio.run(go())
     except relaybus.MessagingError as exc:
         fail(exc)
+
+
+def _supervise(reference: str, topic: str | None, server: str | None, settings: Settings,
+               processes: int, reload: bool) -> NoReturn:
+    """Check what a worker would refuse, then run the workers (see cli.supervisor)."""
+    try:
+        as_service(load_object(reference), topic=topic, server=server or "check")
+    except LoadError as exc:
+        fail(ValueError(str(exc)))
+    if processes > 1:
+        if in_process(settings.url):
+            fail(ValueError(f"--processes {processes} needs a broker the processes share; "
+                            f"{MEMORY_NOTE}"))
+        for name in ("health_port", "metrics_port"):
+            if settings.values[name] is not None:
+                fail(ValueError(
+                    f"--{name.replace('_', '-')} serves one process: with --processes "
+                    f"{processes} each worker would need its own port (on Kubernetes, run "
+                    "one process per pod and scale the replicas)"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    for name, value in settings.values.items():
+        if value is not None:
+            env[env_name(name)] = str(value)
+    env[CONFIG_ENV] = os.devnull  # the settings above are the resolved ones
+    command = [sys.executable, "-m", "relaybus", "serve", reference,
+               "--server", server or socket.gethostname()]
+    if topic is not None:
+        command += ["--topic", topic]
+    watch = None
+    if reload:
+        module = sys.modules[reference.partition(":")[0]]
+        top = sys.modules[module.__name__.partition(".")[0]]
+        watch = (getattr(module, "__file__", None), list(getattr(top, "__path__", [])))
+    sys.exit(asyncio.run(Supervisor(command, env, processes, watch).run()))
 
 
 class _State:
