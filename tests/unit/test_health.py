@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+import relaybus
+from relaybus import Target
 from relaybus.health import HealthServer
+from relaybus.testing.behaviour import Compute
 
 
 def get(port: int, path: str) -> tuple[int, dict[str, Any]]:
@@ -80,3 +83,25 @@ def test_a_taken_port_is_an_oserror() -> None:
             first.close()
     finally:
         loop.close()
+
+
+async def test_serves_probes_say_what_they_wait_for(relaybus_bus: relaybus.Bus) -> None:
+    from relaybus.cli.serve import _State
+
+    state = _State()
+    assert state.startup_problem() == state.readiness_problem() == \
+        "starting: connecting to the broker"
+    state.bus = relaybus_bus
+    state.rpc = relaybus_bus.rpc_server(Target(topic="probed", server="s1"), [Compute()])
+    assert state.readiness_problem() == "starting: declaring the server's queues"
+    await state.rpc.start()
+    state.started = True
+    assert state.startup_problem() is None and state.readiness_problem() is None
+    state.draining = True
+    assert state.readiness_problem() == \
+        "draining: taking no new requests, finishing those in progress"
+    assert state.startup_problem() is None  # started once is started
+    await state.rpc.stop()
+    await state.rpc.wait()
+    state.draining = False
+    assert state.readiness_problem() == "not consuming"
