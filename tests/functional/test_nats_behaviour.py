@@ -13,7 +13,11 @@ from test_nats_support import BROKER, URL, delete_streams, raw_client
 
 import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
-from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
+from relaybus.testing.delivery_behaviour import (
+    DeadLetterStoreBehaviour,
+    DelayBehaviour,
+    DeliveryBehaviour,
+)
 from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
 
 pytestmark = pytest.mark.broker
@@ -70,3 +74,13 @@ class TestNatsDelay(DelayBehaviour):
     async def _delete_streams(self, topic: str) -> AsyncIterator[None]:
         yield
         await delete_streams([topic])
+
+
+class TestNatsDeadLetterStore(DeadLetterStoreBehaviour):
+    transport_url = URL
+    broker = BROKER
+
+    @pytest.fixture(autouse=True)
+    async def _delete_streams(self, topic: str) -> AsyncIterator[None]:
+        yield
+        await delete_streams([topic, self.dlq(topic)])

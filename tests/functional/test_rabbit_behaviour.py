@@ -14,7 +14,11 @@ import pytest
 import relaybus
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
 from relaybus.testing.brokers import reachable
-from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
+from relaybus.testing.delivery_behaviour import (
+    DeadLetterStoreBehaviour,
+    DelayBehaviour,
+    DeliveryBehaviour,
+)
 from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
 
 pytestmark = pytest.mark.broker
@@ -47,6 +51,11 @@ class TestRabbitDelivery(DeliveryBehaviour):
 
 
 class TestRabbitDelay(DelayBehaviour):
+    transport_url = URL
+    broker = ("RabbitMQ", "127.0.0.1", 5672)
+
+
+class TestRabbitDeadLetterStore(DeadLetterStoreBehaviour):
     transport_url = URL
     broker = ("RabbitMQ", "127.0.0.1", 5672)
 

@@ -3,7 +3,11 @@
 import relaybus
 from relaybus.drivers.memory.broker import broker_named
 from relaybus.testing.behaviour import NotificationBehaviour, RPCBehaviour
-from relaybus.testing.delivery_behaviour import DelayBehaviour, DeliveryBehaviour
+from relaybus.testing.delivery_behaviour import (
+    DeadLetterStoreBehaviour,
+    DelayBehaviour,
+    DeliveryBehaviour,
+)
 from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
 
 
@@ -28,4 +32,8 @@ class TestMemoryDelay(DelayBehaviour):
 
 
 class TestMemoryMiddleware(MiddlewareBehaviour):
+    transport_url = "memory://"
+
+
+class TestMemoryDeadLetterStore(DeadLetterStoreBehaviour):
     transport_url = "memory://"

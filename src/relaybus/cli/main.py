@@ -10,6 +10,7 @@ from relaybus.cli.broker import broker
 from relaybus.cli.config import config
 from relaybus.cli.conformance import conformance
 from relaybus.cli.demo import demo
+from relaybus.cli.dlq import dlq
 from relaybus.cli.docs import docs
 from relaybus.cli.firehose import firehose
 from relaybus.cli.listen import listen
@@ -37,6 +38,7 @@ cli.add_command(demo)
 cli.add_command(firehose)
 cli.add_command(listen)
 cli.add_command(docs)
+cli.add_command(dlq)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ binding that cleans up per topic (JetStream streams) cleans both.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import time
 from typing import Any
@@ -37,9 +38,11 @@ class Flaky:
         self.error = error
         self.runs: list[float] = []
         self.handled = Recorder()
+        self.ran = Recorder()
 
     def _run(self, value: Any) -> None:
         self.runs.append(time.monotonic())
+        self.ran.add(value)
         if len(self.runs) <= self.failures:
             raise self.error(f"failure {len(self.runs)}")
         self.handled.add(value)
@@ -241,3 +244,72 @@ class DelayBehaviour(_Suite):
         client = bus.rpc_client(Target(topic=topic), timeout=WAIT).prepare(delay=1)
         with pytest.raises(ValueError, match="a call cannot be delayed"):
             await client.call({}, "record", value=1)
+
+
+class DeadLetterStoreBehaviour(_Suite):
+    """What ``relaybus dlq`` does, through :class:`~relaybus.delivery.store.DeadLetterStore`:
+    dead letters are listed without being taken, replayed through the normal path (and
+    kept when the replay fails), and purged by age."""
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}_dlq"
+
+    async def _dead_letter(self, bus: relaybus.Bus, topic: str, count: int) -> None:
+        flaky = Flaky(failures=10_000)
+        policy = DeliveryPolicy(attempts=1, dead_letter=self.dlq(topic))
+        async with bus.notification_listener([Target(topic=topic)], [flaky], delivery=policy), \
+                bus.rpc_server(Target(topic=topic, server="s1"), [flaky], delivery=policy):
+            notifier = bus.notifier("p", topics=[topic])
+            for n in range(count):
+                await notifier.info({"n": n}, "e", {"n": n})
+            await bus.rpc_client(Target(topic=topic)).cast({}, "record", value=99)
+            await flaky.ran.wait_for(count + 1)
+        # stopped and drained: every dead letter was sent (and confirmed) before this
+
+    async def test_letters_are_listed_replayed_and_purged(self, bus: relaybus.Bus,
+                                                          topic: str) -> None:
+        from relaybus.delivery.store import DeadLetterStore
+
+        await self._dead_letter(bus, topic, 3)
+        store = DeadLetterStore(bus.driver, self.dlq(topic))
+        letters = await store.letters()
+        assert sorted((letter.event_type, letter.reason.kind if letter.reason else None)
+                      for letter in letters) == \
+            [("e", "notification")] * 3 + [("record", "cast")]
+        assert len(await store.letters()) == 4  # listing takes nothing
+        first = next(letter for letter in letters if letter.event_type == "e")
+        assert (await store.find(first.id)) == first
+
+        replayed = Recorder()
+
+        class Healthy:
+            async def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                           metadata: dict[str, Any]) -> None:
+                replayed.add((ctxt, payload, metadata["message_id"]))
+
+            async def record(self, ctxt: Any, value: Any) -> None:
+                replayed.add((ctxt, value, None))
+
+        cast = next(letter for letter in letters if letter.event_type == "record")
+        done, failed = await store.replay({cast.id})  # nobody serves the topic: it stays
+        assert done == [] and [letter.id for letter, _ in failed] == [cast.id]
+        assert isinstance(failed[0][1], relaybus.MessageUndeliverable)
+        assert len(await store.letters()) == 4
+
+        async with bus.notification_listener([Target(topic=topic)], [Healthy()]), \
+                bus.rpc_server(Target(topic=topic, server="s1"), [Healthy()]):
+            done, failed = await store.replay({first.id, cast.id})
+            assert sorted(letter.id for letter in done) == sorted([first.id, cast.id])
+            assert failed == []
+            items = await replayed.wait_for(2)
+        by_kind = {message_id is None: (ctxt, payload) for ctxt, payload, message_id in items}
+        ctxt, payload = by_kind[False]
+        assert payload == first.payload and ctxt["relaybus_replayed"]["from"] == first.id
+        assert "relaybus_dead_letter" not in ctxt
+        assert by_kind[True][1] == 99
+        assert len(await store.letters()) == 2
+
+        assert await store.purge(datetime.timedelta(hours=1)) == []
+        assert len(await store.purge(datetime.timedelta(0))) == 2
+        assert await store.letters() == []

@@ -79,6 +79,8 @@ class IncomingNotification(abc.ABC):
 RequestHandler = Callable[[IncomingRequest], Awaitable[None]]
 NotificationHandler = Callable[[IncomingNotification], Awaitable[None]]
 TapHandler = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+#: ``visit(priority, message)`` -> True to remove the stored notification, False to keep it
+NotificationVisitor = Callable[[str, dict[str, Any]], Awaitable[bool]]
 
 
 class Subscription(abc.ABC):
@@ -197,6 +199,22 @@ class Driver(abc.ABC):
             TransportError: the transport cannot tap (the default).
         """
         raise TransportError(f"the {self.url.scheme} transport cannot tap messages")
+
+    async def visit_notifications(self, target: Target, visit: NotificationVisitor) -> int:
+        """Show ``visit`` each notification stored for ``target``, oldest first.
+
+        Stored means waiting for the topic's default pool (RabbitMQ, memory: its queues
+        ``<topic>.<priority>``; JetStream: the topic's stream). Each one is held while
+        ``visit(priority, message)`` runs and removed when it returns True (so a visit that
+        re-sends a message elsewhere and then returns True never loses it). Notifications
+        stored after the visit began, or taken by a listener meanwhile, are not visited;
+        malformed ones are skipped and kept. Returns how many were visited.
+
+        Raises:
+            TransportError: the transport cannot show stored notifications (the default).
+        """
+        raise TransportError(f"the {self.url.scheme} transport cannot show stored "
+                             f"notifications")
 
     #: the longest delay, in seconds, :meth:`cast_later` and :meth:`notify_later` accept
     #: (0: this transport cannot delay messages)

@@ -276,6 +276,25 @@ class MemoryBroker:
             self._taps.append((wants, tap))
             return tap
 
+    def waiting_bodies(self, queue_name: str) -> list[bytes]:
+        """The bodies waiting in a queue now (not given to a consumer), oldest first."""
+        with self._lock:
+            queue = self._queues.get(queue_name)
+            return list(queue.waiting) if queue is not None else []
+
+    def remove_waiting(self, queue_name: str, body: bytes) -> bool:
+        """Take that very body (by identity) out of a queue; False if it is gone."""
+        with self._lock:
+            queue = self._queues.get(queue_name)
+            if queue is None:
+                return False
+            for index, waiting in enumerate(queue.waiting):
+                if waiting is body:
+                    del queue.waiting[index]
+                    queue.waiting_bytes -= _size(body)
+                    return True
+            return False
+
     def requeue(self, queue_name: str, body: bytes) -> None:
         with self._lock:
             queue = self._queues.get(queue_name)

@@ -35,6 +35,7 @@ from relaybus.errors import (
     TransportError,
 )
 from relaybus.message import (
+    PRIORITIES,
     DuplicateFilter,
     Notification,
     Reply,
@@ -52,6 +53,7 @@ from relaybus.transport.base import (
     IncomingNotification,
     IncomingRequest,
     NotificationHandler,
+    NotificationVisitor,
     RequestHandler,
     Subscription,
     TapHandler,
@@ -313,6 +315,23 @@ class MemoryDriver(Driver):
         consumers = [broker.consume(q, on_body_for(q), f"relaybus[memory].listener[{q}]")
                      for q in queue_names]
         return self._remember(_MemorySubscription(self, consumers))
+
+    async def visit_notifications(self, target: Target, visit: NotificationVisitor) -> int:
+        broker = self.broker
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a notification target needs a topic")
+        visited = 0
+        for priority in PRIORITIES:
+            queue = f"{target.topic}.{priority}"
+            for body in broker.waiting_bodies(queue):
+                try:
+                    message = unpack(body)
+                except MalformedMessage:
+                    continue
+                visited += 1
+                if await visit(priority, message):
+                    broker.remove_waiting(queue, body)
+        return visited
 
     async def tap(self, target: Target, handler: TapHandler) -> Subscription:
         if target.topic is None:

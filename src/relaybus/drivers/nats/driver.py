@@ -43,6 +43,7 @@ from relaybus.drivers.nats.naming import Naming, is_literal_subject
 from relaybus.drivers.nats.notifications import Notifications
 from relaybus.drivers.nats.options import NatsOptions, server_list
 from relaybus.drivers.nats.resend import Resender
+from relaybus.drivers.nats.stored import visit_stream
 from relaybus.errors import (
     MalformedMessage,
     MessageTooLarge,
@@ -66,6 +67,7 @@ from relaybus.transport.base import (
     Driver,
     IncomingRequest,
     NotificationHandler,
+    NotificationVisitor,
     RequestHandler,
     Subscription,
     TapHandler,
@@ -394,6 +396,16 @@ class NatsDriver(Driver):
                                         for t, _ in targets_and_priorities):
                 consumers.extend(await self._movers(target, "notify"))
         return self._remember(ConsumerSet(list(consumers), self._subscriptions.discard))
+
+    async def visit_notifications(self, target: Target, visit: NotificationVisitor) -> int:
+        self._client()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a notification target needs a topic")
+        if not self._notifications.jetstream:
+            raise TransportError("with notifications=core nothing is stored to show")
+        stream = await self._notifications.ensure_stream(target)
+        return await visit_stream(self._connection, self.naming, self.nats_options, stream,
+                                  target, visit)
 
     async def stream_for(self, target: Target) -> str:
         """The JetStream stream that keeps ``target``'s notifications (created if missing)."""

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from relaybus.drivers.rabbit.amqp import AMQPError, Returned, codec
+from relaybus.drivers.rabbit.browse import visit_queue
 from relaybus.drivers.rabbit.connector import Connector
 from relaybus.drivers.rabbit.consumer import QueueConsumer
 from relaybus.drivers.rabbit.declare import Declarer
@@ -53,11 +54,19 @@ from relaybus.errors import (
     MessagingTimeout,
     TransportError,
 )
-from relaybus.message import Reply, Request, build_request, new_unique_id, pack
+from relaybus.message import (
+    PRIORITIES,
+    Reply,
+    Request,
+    build_request,
+    new_unique_id,
+    pack,
+)
 from relaybus.target import Target
 from relaybus.transport.base import (
     Driver,
     NotificationHandler,
+    NotificationVisitor,
     RequestHandler,
     Subscription,
     TapHandler,
@@ -445,6 +454,21 @@ class RabbitDriver(Driver):
         await self._publish_later(publisher, exchange,
                                   self._topology.notification_key(target.topic, priority),
                                   body, delay, target)
+
+    async def visit_notifications(self, target: Target, visit: NotificationVisitor) -> int:
+        connector, _ = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "a notification target needs a topic")
+        exchange = self.exchange_for(target)
+        connection = await connector.connection(self.rabbit_options.send_timeout)
+        visited = 0
+        for priority in PRIORITIES:
+            queue = self._topology.notification_queue(exchange, target.topic, priority).name
+            try:
+                visited += await visit_queue(connection, queue, priority, visit)
+            except AMQPError as exc:
+                raise translate(exc, f"reading queue {queue!r}") from exc
+        return visited
 
     async def listen_for_notifications(self, targets_and_priorities: Sequence[tuple[Target, str]],
                                        pool: str | None,
