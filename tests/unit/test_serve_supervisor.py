@@ -3,14 +3,16 @@ and which files ``--reload`` watches."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from relaybus.cli.supervisor import _Watch, source_files
+from relaybus.cli.supervisor import Supervisor, _Watch, source_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +58,29 @@ def test_reload_watches_the_package_or_the_modules_beside(tmp_path: Path) -> Non
     os.utime(tmp_path / "other.py", ns=(1, 1))
     assert watch.changed() == [tmp_path / "new.py", tmp_path / "other.py"]
     assert watch.changed() == []
+
+
+WORKER = """
+import signal, sys
+from pathlib import Path
+sys.stderr.write("x" * (2 << 20) + "\\n")
+sys.stderr.write("ready: fake\\n")
+sys.stderr.flush()
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+Path(sys.argv[1]).write_text("up")
+signal.pause()
+"""
+
+
+async def test_an_overlong_worker_line_is_dropped_not_fatal(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    up = tmp_path / "up"
+    supervisor = Supervisor([sys.executable, "-c", WORKER, str(up)], dict(os.environ), 1)
+    running = asyncio.create_task(supervisor.run())
+    async with asyncio.timeout(30):
+        while not up.exists():  # noqa: ASYNC110 - the worker process says so in a file
+            await asyncio.sleep(0.02)
+    os.kill(os.getpid(), signal.SIGTERM)  # the supervisor's handler, on this loop
+    assert await asyncio.wait_for(running, 30) == 0
+    err = capfd.readouterr().err
+    assert "output line over 1 MiB was dropped" in err and "ready: fake" in err

@@ -34,6 +34,7 @@ LOG = logging.getLogger("relaybus.serve")
 
 READY_PREFIX = "ready:"
 POLL_INTERVAL = 0.5
+LINE_LIMIT = 1 << 20
 FIRST_PAUSE, MAX_PAUSE, STABLE_AFTER = 0.5, 30.0, 60.0
 
 
@@ -143,7 +144,7 @@ class Supervisor:
             started = asyncio.get_running_loop().time()
             process = await asyncio.create_subprocess_exec(
                 *self._command, env=self._env, stdin=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
+                stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT)
             self._processes[index] = process
             ready = await self._forward(process)
             code = await process.wait()
@@ -173,7 +174,13 @@ class Supervisor:
         """Copy the worker's stderr to ours until it closes; whether it said ``ready:``."""
         assert process.stderr is not None
         ready = False
-        while line := await process.stderr.readline():
+        while True:
+            try:
+                line = await process.stderr.readline()
+            except ValueError:  # asyncio dropped a line longer than LINE_LIMIT
+                line = b"relaybus serve: a worker's output line over 1 MiB was dropped\n"
+            if not line:
+                break
             text = line.decode(errors="replace")
             ready = ready or text.startswith(READY_PREFIX)
             sys.stderr.write(text)
