@@ -18,6 +18,7 @@ import sc_firehose_scopes
 import sc_hostile_input
 import sc_oversized
 import sc_poison
+import sc_poison_delay
 import sc_reconnect_storm
 import sc_reflection
 import sc_server_killed
@@ -36,6 +37,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "client-killed": (sc_client_killed.run, ("rabbit", "nats")),
     "hostile-input": (sc_hostile_input.run, ("memory", "rabbit", "nats")),
     "poison-message": (sc_poison.run, ("memory", "rabbit", "nats")),
+    "poison-and-delay-restart": (sc_poison_delay.run, ("rabbit", "nats")),
     "blocked-handler": (sc_blocked_loop.run, ("rabbit", "nats")),
     "version-skew": (sc_version_skew.run, ("memory", "rabbit", "nats")),
     "browser-churn": (sc_browser_churn.run, ("memory", "rabbit")),
