@@ -55,21 +55,24 @@ def test_document_describes_methods_types_and_events() -> None:
     assert "Exchange 'nova'" in doc["channels"]["requests"]["description"]
     select = doc["components"]["messages"]["default_select_request"]
     assert select["summary"] == "Pick a host for a flavor."
-    args = select["payload"]["properties"]["args"]
+    decoded = select["payload"]["properties"]["oslo.message"]["contentSchema"]
+    assert decoded == {"$ref": "#/components/schemas/request.default_select"}
+    schemas = doc["components"]["schemas"]
+    args = schemas["request.default_select"]["properties"]["args"]
     assert args["required"] == ["flavor", "hosts"]
     assert args["properties"]["flavor"] == {"$ref": "#/components/schemas/Flavor"}
     assert args["properties"]["hosts"] == {"type": "array", "items": {"type": "string"}}
-    assert doc["components"]["schemas"]["Flavor"]["required"] == ["name", "vcpus"]
-    assert "Quota" in doc["components"]["schemas"]  # from the pydantic model
-    reply = doc["components"]["messages"]["default_select_reply"]["payload"]
+    assert schemas["Flavor"]["required"] == ["name", "vcpus"]
+    assert "Quota" in schemas  # from the pydantic model
+    reply = schemas["reply.default_select"]
     assert reply["properties"]["result"] == {"$ref": "#/components/schemas/Placement"}
-    untyped = doc["components"]["messages"]["default_untyped_request"]["payload"]
+    untyped = schemas["request.default_untyped"]
     assert untyped["properties"]["args"]["properties"] == {"value": {}, "other": {}}
     events = doc["channels"]["notifications"]["messages"]
-    error = doc["components"]["messages"]["event_compute_instance_delete_error"]
     assert set(events) == {"event_compute_instance_create_end",
                            "event_compute_instance_delete_error"}
-    assert error["payload"]["properties"]["priority"] == {"const": "ERROR"}
+    error = schemas["notification.event_compute_instance_delete_error"]
+    assert error["properties"]["priority"] == {"const": "ERROR"}
 
 
 def test_namespaces_and_versions_are_documented() -> None:
@@ -84,8 +87,9 @@ def test_namespaces_and_versions_are_documented() -> None:
     assert (operation["x-relaybus-namespace"], operation["x-relaybus-version"]) == \
         ("compute", "2.4")
     assert doc["info"]["version"] == "2.4"
-    payload = doc["components"]["messages"]["compute_run_request"]["payload"]
-    assert payload["properties"]["namespace"] == {"const": "compute"}
+    request = doc["components"]["schemas"]["request.compute_run"]
+    assert request["properties"]["namespace"]["const"] == "compute"
+    assert "namespace" in request["required"] and "args" not in request["required"]
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -52,7 +52,7 @@ def test_dhcp_document_lists_rackhd_methods_and_events_document_wildcards() -> N
     names = {m["name"] for m in events["components"]["messages"].values()}
     assert "graph.finished.<graphid>" in names and "requests" not in events["channels"]
     logging = asyncapi_document(services.logging)
-    emerg = logging["components"]["messages"]["event_log_emerg"]["payload"]
+    emerg = logging["components"]["schemas"]["notification.event_log_emerg"]
     assert emerg["properties"]["priority"] == {"const": "CRITICAL"}
 
 
