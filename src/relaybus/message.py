@@ -112,6 +112,18 @@ def extract_context(message: Mapping[str, Any]) -> dict[str, Any]:
     return {k[cut:]: v for k, v in message.items() if k.startswith(CONTEXT_PREFIX)}
 
 
+def with_context(body: bytes, members: Mapping[str, Any]) -> bytes:
+    """An encoded message with ``members`` set in its context (a redelivery's attempt count).
+
+    Raises:
+        MalformedMessage: ``body`` is not a message object.
+    """
+    message = unpack(body)
+    message.update(flatten_context(members))
+    message["_unique_id"] = new_unique_id()  # a new delivery, not a duplicate of the old
+    return pack(message)
+
+
 class Request(msgspec.Struct, frozen=True):
     """A decoded RPC request (call or cast)."""
 

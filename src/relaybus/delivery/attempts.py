@@ -14,6 +14,16 @@ from relaybus.delivery.policy import DeliveryPolicy
 LOG = logging.getLogger("relaybus.delivery")
 T = TypeVar("T")
 
+#: context members a broker-side retry carries to the next delivery
+ATTEMPT_KEY = "relaybus_attempt"
+FIRST_FAILURE_KEY = "relaybus_first_failure"
+#: ``later(pause, failed_attempt, first_failure)``: True once the broker holds the retry
+Later = Callable[[float, int, str], Awaitable[bool]]
+
+
+class RetryScheduled(Exception):
+    """The next attempt waits at the broker: this delivery is settled, stop here."""
+
 
 class GivenUp(Exception):
     """The handler failed for good: out of attempts, or a permanent error.
@@ -37,7 +47,9 @@ class GivenUp(Exception):
 
 async def run_with_policy(policy: DeliveryPolicy, run: Callable[[], Awaitable[T]], *,
                           what: str, target: str,
-                          log_extra: Mapping[str, Any] | None = None) -> T:
+                          log_extra: Mapping[str, Any] | None = None,
+                          attempt: int = 1, first_failure: str | None = None,
+                          later: Later | None = None) -> T:
     """Run ``run()`` until it returns, pausing between failed runs as ``policy`` says.
 
     Args:
@@ -46,25 +58,33 @@ async def run_with_policy(policy: DeliveryPolicy, run: Callable[[], Awaitable[T]
         what: the start of the retry log line (``notification handler X failed on E``).
         target: the topic counted in the retry metric.
         log_extra: ids for the log lines.
+        attempt, first_failure: where an earlier delivery left off (a broker-side retry).
+        later: hands the next attempt to the broker instead of waiting here; when it
+            returns True, :class:`RetryScheduled` is raised.
 
     Raises:
         GivenUp: the last run failed, or a run failed with a permanent error.
+        RetryScheduled: ``later`` took the next attempt.
         asyncio.CancelledError: the consumer stopped (the message goes back to the broker).
     """
-    first: str | None = None
-    for attempt in range(1, policy.attempts + 1):
+    first = first_failure
+    last = max(policy.attempts, attempt)
+    for current in range(attempt, last + 1):
         try:
             return await run()
         except Exception as exc:
             now = utc_now()
             first = first or now
             permanent = policy.is_permanent(exc)
-            if permanent or attempt == policy.attempts:
-                raise GivenUp(exc, attempt, first, now, permanent) from exc
-            pause = policy.pause(attempt)
+            if permanent or current == last:
+                raise GivenUp(exc, current, first, now, permanent) from exc
+            pause = policy.pause(current)
             telemetry.count_delivery("retries", target, type(exc).__name__)
-            LOG.warning("%s, attempt %d of %d: %s: %s; retrying in %.2f s", what, attempt,
-                        policy.attempts, type(exc).__name__, exc, pause,
+            where = "at the broker" if later is not None else "in process"
+            LOG.warning("%s, attempt %d of %d: %s: %s; retrying in %.2f s (%s)", what,
+                        current, last, type(exc).__name__, exc, pause, where,
                         extra=dict(log_extra or {}))
+            if later is not None and await later(pause, current, first):
+                raise RetryScheduled() from exc
             await asyncio.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover - attempts >= 1

@@ -30,7 +30,8 @@ import msgspec
 from relaybus import telemetry
 from relaybus.conversion import convert
 from relaybus.delivery import DeliveryPolicy
-from relaybus.delivery.attempts import GivenUp, run_with_policy
+from relaybus.delivery.at_broker import resume_point
+from relaybus.delivery.attempts import GivenUp, RetryScheduled, run_with_policy
 from relaybus.delivery.letters import DeadLetterReason, notification_letter, replays_of, send_letter
 from relaybus.errors import InvalidTarget, Rejected
 from relaybus.lifecycle import Consuming
@@ -296,10 +297,13 @@ class NotificationListener(_ListenerBase):
                                 n.message_id, n.event_type, name, exc, extra=_ids(n))
                     continue
                 try:
-                    result = await self._run(handler, name, n, ctxt, typed_payload, metadata)
+                    result = await self._run(incoming, handler, name, ctxt, typed_payload,
+                                             metadata)
                 except GivenUp as failure:
                     await self._give_up(n, name, failure)
                     continue
+                except RetryScheduled:  # settled: the broker delivers it again
+                    return False
                 requeue = requeue or result == NotificationResult.REQUEUE
         except asyncio.CancelledError:
             await incoming.requeue()
@@ -308,14 +312,18 @@ class NotificationListener(_ListenerBase):
             LOG.exception("cannot handle notification %s", n.message_id, extra=_ids(n))
         return requeue
 
-    async def _run(self, handler: _Handler, name: str, n: Notification, ctxt: Any,
-                   payload: Any, metadata: dict[str, Any]) -> Any:
+    async def _run(self, incoming: IncomingNotification, handler: _Handler, name: str,
+                   ctxt: Any, payload: Any, metadata: dict[str, Any]) -> Any:
+        n = incoming.notification
+
         def run() -> Any:
             return self.executor.run(handler.method, ctxt, n.publisher_id, n.event_type,
                                      payload, metadata)
+        attempt, first_failure, later = resume_point(self.delivery, incoming)
         return await run_with_policy(
             self.delivery, run, what=f"notification handler {name} failed on {n.event_type} "
-            f"({n.message_id})", target=self.targets[0].topic or "", log_extra=_ids(n))
+            f"({n.message_id})", target=self.targets[0].topic or "", log_extra=_ids(n),
+            attempt=attempt, first_failure=first_failure, later=later)
 
 
 class BatchNotificationListener(_ListenerBase):

@@ -133,6 +133,48 @@ class DeliveryBehaviour(_Suite):
             (3, False, "failure 3")
         assert reason.first_failure < reason.last_failure
 
+    async def test_a_retry_at_the_broker_survives_the_consumers_restart(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        policy = DeliveryPolicy(attempts=3, backoff=0.3, at_broker=True)
+        first = Flaky(failures=1)
+        contexts = Recorder()
+
+        class Second(Flaky):
+            async def info(self, ctxt: Any, publisher_id: str, event_type: str,
+                           payload: Any, metadata: dict[str, Any]) -> None:
+                contexts.add(ctxt)
+                await super().info(ctxt, publisher_id, event_type, payload, metadata)
+
+        second = Second(failures=0)
+        pool = f"{topic}_w"
+        async with bus.notification_listener([Target(topic=topic)], [first], pool=pool,
+                                             delivery=policy):
+            await bus.notifier("p", topics=[topic]).info({}, "e", {"n": 1})
+            await first.ran.wait_for(1)
+        # the first consumer is gone; the retry waits at the broker for the next one
+        async with bus.notification_listener([Target(topic=topic)], [second], pool=pool,
+                                             delivery=policy):
+            assert await second.handled.wait_for(1) == [{"n": 1}]
+        assert first.handled.items == [] and len(first.runs) == 1
+        assert second.runs[0] - first.runs[0] >= 0.3 * 0.9
+        ctxt = contexts.items[0]
+        if "relaybus_attempt" in ctxt:  # where the transport rewrites the message
+            assert ctxt["relaybus_attempt"] == 2 and ctxt["relaybus_first_failure"]
+
+    async def test_retries_at_the_broker_end_in_the_dead_letter_topic(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        flaky, letters = Flaky(failures=10), Letters()
+        policy = DeliveryPolicy(attempts=3, backoff=BACKOFF, at_broker=True,
+                                dead_letter=self.dlq(topic))
+        async with bus.notification_listener([Target(topic=self.dlq(topic))], [letters]), \
+                bus.notification_listener([Target(topic=topic)], [flaky], delivery=policy):
+            await bus.notifier("p", topics=[topic]).info({}, "e", {"n": 1})
+            ((reason, _, payload, _),) = await letters.recorder.wait_for(1)
+        assert len(flaky.runs) == 3 and payload == {"n": 1}
+        assert (reason.attempts, reason.error_message) == (3, "failure 3")
+        assert reason.first_failure < reason.last_failure
+        assert _gaps(flaky.runs)[1] >= 2 * BACKOFF * 0.9
+
     async def test_a_batch_handler_is_retried(self, bus: relaybus.Bus, topic: str) -> None:
         batches: list[list[Any]] = []
         done = asyncio.Event()

@@ -34,7 +34,7 @@ Semantics every driver guarantees:
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from relaybus.errors import MessageTooLarge, TransportError
@@ -74,6 +74,22 @@ class IncomingNotification(abc.ABC):
     @abc.abstractmethod
     async def requeue(self) -> None:
         """Give the notification back to the broker for another delivery."""
+
+    async def retry_later(self, delay: float, context: Mapping[str, Any]) -> bool:
+        """Settle this delivery by having the broker deliver the notification again, to
+        this pool only, ``delay`` seconds from now, in a way that survives this consumer's
+        restart; ``context`` members are added to its context where the transport rewrites
+        the message (JetStream cannot: it counts deliveries instead, see
+        :attr:`deliveries`). Returns False, doing nothing, when the transport cannot (the
+        default): the caller then waits in process.
+        """
+        return False
+
+    @property
+    def deliveries(self) -> int | None:
+        """How many times the broker delivered this notification, this time included,
+        where it counts (JetStream); None elsewhere."""
+        return None
 
 
 RequestHandler = Callable[[IncomingRequest], Awaitable[None]]

@@ -295,6 +295,13 @@ class MemoryBroker:
                     return True
             return False
 
+    def enqueue(self, queue_name: str, body: bytes) -> None:
+        """Put a body at the tail of a queue (a retry falling due); dropped if it is gone."""
+        with self._lock:
+            queue = self._queues.get(queue_name)
+            if queue is not None:
+                queue.put(body)
+
     def requeue(self, queue_name: str, body: bytes) -> None:
         with self._lock:
             queue = self._queues.get(queue_name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relaybus.drivers.memory.broker import (
@@ -46,6 +46,7 @@ from relaybus.message import (
     pack,
     parse_notification,
     unpack,
+    with_context,
 )
 from relaybus.target import Target
 from relaybus.transport.base import (
@@ -102,6 +103,14 @@ class _MemoryNotification(IncomingNotification):
         if not self._settled:
             self._settled = True
             self._broker.requeue(self._queue, self._body)
+
+    async def retry_later(self, delay: float, context: Mapping[str, Any]) -> bool:
+        if self._settled:
+            return False
+        self._settled = True
+        body = with_context(self._body, context)
+        asyncio.get_running_loop().call_later(delay, self._broker.enqueue, self._queue, body)
+        return True
 
 
 class _MemorySubscription(Subscription):

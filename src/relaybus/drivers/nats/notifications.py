@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import nats.errors
@@ -71,6 +71,26 @@ class JetStreamNotification(IncomingNotification):
         if not self._settled:
             self._settled = True
             await settle(self._msg, "nak")
+
+    async def retry_later(self, delay: float, context: Mapping[str, Any]) -> bool:
+        """NakWithDelay: the server redelivers it to the pool's consumer when due (the
+        message cannot change: the attempt is the server's delivery count)."""
+        if self._settled:
+            return False
+        self._settled = True
+        try:
+            await self._msg.nak(delay=delay)
+        except (nats.errors.Error, OSError) as exc:
+            LOG.info("could not nak a notification with a delay (redelivered after "
+                     "ack_wait): %s", exc)
+        return True
+
+    @property
+    def deliveries(self) -> int | None:
+        try:
+            return int(self._msg.metadata.num_delivered)
+        except (nats.errors.Error, AttributeError, TypeError, ValueError):
+            return None
 
 
 class CoreNotification(IncomingNotification):

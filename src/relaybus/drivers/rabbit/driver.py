@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relaybus.drivers.rabbit.amqp import AMQPError, Returned, codec
@@ -61,6 +61,7 @@ from relaybus.message import (
     build_request,
     new_unique_id,
     pack,
+    with_context,
 )
 from relaybus.target import Target
 from relaybus.transport.base import (
@@ -455,6 +456,15 @@ class RabbitDriver(Driver):
                                   self._topology.notification_key(target.topic, priority),
                                   body, delay, target)
 
+    async def _retry_into(self, queue: str, body: bytes, delay: float,
+                          context: Mapping[str, Any]) -> None:
+        """A broker-side retry: the notification (its context updated) waits in a delay
+        queue that dead-letters it into ``queue`` (this pool's only) when due."""
+        _, publisher = self._live()
+        await self._publish_later(publisher, DEFAULT_EXCHANGE, queue,
+                                  self.check_size(with_context(body, context)), delay,
+                                  Target(topic=queue))
+
     async def visit_notifications(self, target: Target, visit: NotificationVisitor) -> int:
         connector, _ = self._live()
         if target.topic is None:
@@ -488,7 +498,8 @@ class RabbitDriver(Driver):
         name = pool or ",".join(queues)
         consumer = NotificationConsumer(connector, name, list(queues.values()),
                                         self.rabbit_options.rabbit_qos_prefetch_count,
-                                        handler=handler, intake=self.intake)
+                                        handler=handler, intake=self.intake,
+                                        retry=self._retry_into)
         return await self._start(consumer, f"listening on {name}")
 
     # -- watching ----------------------------------------------------------------------

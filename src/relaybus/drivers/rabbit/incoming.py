@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from relaybus.drivers.rabbit.acks import AckBatcher
@@ -44,18 +44,38 @@ class RabbitRequest(IncomingRequest):
         await self._send_reply(request.reply_q, pack(build_reply(request.msg_id, ending=False)))
 
 
+#: ``retry(delay, context)``: publish (confirmed) the notification again into a delay
+#: queue that dead-letters into the queue it came from
+Retry = Callable[[float, Mapping[str, Any]], Awaitable[None]]
+
+
 class RabbitNotification(IncomingNotification):
     """A notification taken from a listener's queue; it stays unacknowledged until settled."""
 
-    __slots__ = ("_acks", "_tag", "notification")
+    __slots__ = ("_acks", "_retry", "_settled", "_tag", "notification")
 
-    def __init__(self, notification: Notification, acks: AckBatcher, tag: int) -> None:
+    def __init__(self, notification: Notification, acks: AckBatcher, tag: int,
+                 retry: Retry | None = None) -> None:
         self.notification = notification
         self._acks = acks
         self._tag = tag
+        self._retry = retry
+        self._settled = False
 
     async def acknowledge(self) -> None:
-        self._acks.ack(self._tag)
+        if not self._settled:
+            self._settled = True
+            self._acks.ack(self._tag)
 
     async def requeue(self) -> None:
-        self._acks.reject(self._tag, requeue=True)
+        if not self._settled:
+            self._settled = True
+            self._acks.reject(self._tag, requeue=True)
+
+    async def retry_later(self, delay: float, context: Mapping[str, Any]) -> bool:
+        """Publish it into a delay queue (confirmed), and only then acknowledge this one."""
+        if self._retry is None or self._settled:
+            return False
+        await self._retry(delay, context)
+        await self.acknowledge()
+        return True

@@ -10,14 +10,19 @@ whose ``_msg_id`` and ``_reply_q`` can still be read also gets a failure reply
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from relaybus.drivers.rabbit.acks import AckBatcher
 from relaybus.drivers.rabbit.amqp import Delivery
 from relaybus.drivers.rabbit.connector import Connector
 from relaybus.drivers.rabbit.consumer import QueueConsumer
-from relaybus.drivers.rabbit.incoming import RabbitNotification, RabbitRequest, ReplySender
+from relaybus.drivers.rabbit.incoming import (
+    RabbitNotification,
+    RabbitRequest,
+    ReplySender,
+    Retry,
+)
 from relaybus.drivers.rabbit.publisher import Publisher
 from relaybus.drivers.rabbit.topology import QueueSpec
 from relaybus.errors import MalformedMessage
@@ -25,6 +30,9 @@ from relaybus.message import DuplicateFilter, parse_notification, unpack
 from relaybus.transport.base import NotificationHandler, RequestHandler, TapHandler
 from relaybus.transport.intake import Intake, Refused
 from relaybus.transport.replies import PendingReplies
+
+#: ``retry(queue, body, delay, context)``: a broker-side retry into ``queue``
+RetryInto = Callable[[str, bytes, float, Mapping[str, Any]], Awaitable[None]]
 
 LOG = logging.getLogger(__name__)
 
@@ -105,11 +113,28 @@ class NotificationConsumer(QueueConsumer):
     """
 
     def __init__(self, connector: Connector, name: str, queues: list[QueueSpec],
-                 prefetch: int, *, handler: NotificationHandler, intake: Intake) -> None:
+                 prefetch: int, *, handler: NotificationHandler, intake: Intake,
+                 retry: RetryInto | None = None) -> None:
         super().__init__(connector, name, queues, prefetch)
         self._handler = handler
         self._intake = intake
         self._duplicates = DuplicateFilter()
+        self._retry_into = retry
+        self._names = {queue.name for queue in queues}
+
+    def _retry_for(self, delivery: Delivery) -> Retry | None:
+        """Where a broker-side retry of this delivery goes: back into its own queue."""
+        retry = self._retry_into
+        key = delivery.routing_key
+        queue = key if key in self._names else (
+            next(iter(self._names)) if len(self._names) == 1 else None)
+        if retry is None or queue is None:
+            return None
+        body = delivery.body
+
+        async def again(delay: float, context: Mapping[str, Any]) -> None:
+            await retry(queue, body, delay, context)
+        return again
 
     async def handle(self, delivery: Delivery, acks: AckBatcher) -> None:
         if not self._intake.received(delivery.body, delivery.routing_key, "notification",
@@ -127,7 +152,8 @@ class NotificationConsumer(QueueConsumer):
                      notification.unique_id)
             acks.ack(tag)
             return
-        await self._handler(RabbitNotification(notification, acks, tag))
+        await self._handler(RabbitNotification(notification, acks, tag,
+                                               self._retry_for(delivery)))
 
 
 class ReplyConsumer(QueueConsumer):
