@@ -92,3 +92,28 @@ async def test_a_transport_that_cannot_delay_says_so(relaybus_bus: relaybus.Bus,
     monkeypatch.setattr(relaybus_bus.driver, "max_delay", 0.0)
     with pytest.raises(relaybus.TransportError, match="cannot delay"):
         await relaybus_bus.rpc_client(Target(topic="t")).prepare(delay=1).cast({}, "m")
+
+
+async def test_retries_dead_letters_and_delays_are_counted(relaybus_bus: relaybus.Bus) -> None:
+    import prometheus_client
+
+    from relaybus.testing.delivery_behaviour import Flaky
+
+    def sample(what: str, target: str, reason: str) -> float:
+        return prometheus_client.REGISTRY.get_sample_value(
+            f"relaybus_delivery_{what}_total", {"target": target, "reason": reason}) or 0.0
+
+    before = (sample("retries", "metered", "RuntimeError"),
+              sample("dead_letters", "metered", "RuntimeError"),
+              sample("delayed", "metered", "<1s"))
+    flaky = Flaky(failures=5)
+    policy = DeliveryPolicy(attempts=2, backoff=0.01, dead_letter="metered_dlq")
+    async with relaybus_bus.notification_listener([Target(topic="metered")], [flaky],
+                                                  delivery=policy):
+        notifier = relaybus_bus.notifier("p", topics=["metered"])
+        await notifier.prepare(delay=0.01).info({}, "e", {})
+        await flaky.ran.wait_for(2)
+    assert (sample("retries", "metered", "RuntimeError"),
+            sample("dead_letters", "metered", "RuntimeError"),
+            sample("delayed", "metered", "<1s")) == (before[0] + 1, before[1] + 1,
+                                                     before[2] + 1)
