@@ -25,7 +25,7 @@ import random
 import ssl
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -107,6 +107,25 @@ class _Client(aiomqtt.Client):
         super().__init__(*args, **kwargs)
         self.max_packet = MQTT_MAX_PACKET
         self._reasons: dict[int, ReasonCode] = {}
+
+    async def __aenter__(self) -> Self:
+        """Connect; fail (to be retried) when the broker closed the connection at once.
+
+        aiomqtt forgets a loss that comes between the CONNACK and the end of its
+        ``__aenter__`` (it replaces its completed "disconnected" future with a fresh one), so
+        a broker going down as the bridge connected left it believing it was connected, for
+        ever: nothing published, /readyz saying ready.
+
+        Raises:
+            aiomqtt.MqttError: the connection failed, or ended as soon as it was made.
+        """
+        disconnected = self._disconnected
+        await super().__aenter__()
+        if disconnected is not self._disconnected:  # replaced: it had completed
+            if not disconnected.cancelled():
+                disconnected.exception()  # retrieved: reported by this error instead
+            raise aiomqtt.MqttError("the broker closed the connection as soon as it was made")
+        return self
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
                     reason_code: ReasonCode, properties: Properties | None = None) -> None:
