@@ -7,10 +7,12 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from firehose_support import PUBLISH_TOKEN, GatewayProcess, event, free_port
 from selenium import webdriver
+from selenium.webdriver.common.by import By
 from test_console import publish, rows, status, until
 
 
@@ -106,3 +108,18 @@ def test_a_page_from_another_origin_needs_allow_origin(
     else:
         assert result == {"ws": "refused", "sse": "refused", "published": "refused",
                           "event": None}
+
+
+def test_the_console_says_when_its_token_narrows_what_it_sees(
+        browser: webdriver.Chrome, start_gateway: Callable[..., GatewayProcess],
+        tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('[[token]]\nname = "compute"\ntoken = "scoped-token"\n'
+                      'subscribe = ["nova/compute/#"]\n')
+    gateway = start_gateway("--tokens-file", str(tokens))
+    browser.get(gateway.url + "?filter=%23&token=scoped-token")
+    until(browser, lambda: status(browser) == "live", "a live connection")
+    assert browser.find_element(By.ID, "status").text == "live · within nova/compute/#"
+    publish(gateway, [event("identity", "outside.scope"), event("compute", "inside.scope")])
+    until(browser, lambda: len(rows(browser)) == 1, "the event inside the scope")
+    assert [r["type"] for r in rows(browser)] == ["inside.scope"]

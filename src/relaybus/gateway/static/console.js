@@ -25,6 +25,7 @@
     token: params.get("token"),
     lastId: sessionStorage.getItem(LAST_ID),
     instance: null,
+    scope: "",                 // " · within <the token's scope>", when it has one
     paused: false,
     pending: [],
     kept: new Map(),           // id -> CloudEvent
@@ -95,7 +96,10 @@
           marker(`the gateway restarted (instance ${message.instance}); resuming`);
         }
         state.instance = message.instance;
-        setStatus(state.paused ? "paused" : "live", state.paused ? "paused" : "live");
+        // A token scoped to some topics: the gateway narrows wider filters to its scope.
+        state.scope = message.scope ? ` · within ${message.scope.join(", ")}` : "";
+        setStatus(state.paused ? "paused" : "live",
+                  (state.paused ? "paused" : "live") + state.scope);
         break;
       case "event":
         receive(message.event);
@@ -248,7 +252,7 @@
       for (const event of waiting) render(event);
     }
     if (state.socket && state.socket.readyState === WebSocket.OPEN) {
-      setStatus(state.paused ? "paused" : "live", state.paused ? "paused" : "live");
+      setStatus(state.paused ? "paused" : "live", (state.paused ? "paused" : "live") + state.scope);
     }
     totals();
   }
