@@ -148,6 +148,7 @@ async def _stats(gateway: GatewayProcess) -> dict[str, int]:
     status, stats = await asyncio.to_thread(gateway.request, "GET", "/stats", None,
                                             _auth(PUBLISH_TOKEN))
     assert status == 200, stats
+    assert stats["auth"]["scoped_tokens"] == 2  # a count: names stay with the operator
     return dict(stats["auth"]["refused"])
 
 
