@@ -16,7 +16,8 @@ comment on the line before a block changes that:
 
 Shell blocks (``sh``, ``bash``, ``console``) are checked, not run: every ``relaybus``
 command they show must exist with the options it is given, and every
-``python -m examples.X`` must name a module that exists.
+``python -m examples.X`` must name a module that exists. TOML blocks must be files relaybus
+reads: a ``relaybus.toml`` or a firehose tokens file.
 """
 
 from __future__ import annotations
@@ -243,3 +244,26 @@ def _check(block: Block, words: list[str]) -> None:
         module = ROOT / Path(*words[2].split("."))
         assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), \
             f"{block.name}: no module {words[2]}"
+
+
+TOML = [b for b in ALL if b.lang == "toml"]
+
+
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.name) for b in TOML])
+def test_toml_block_is_a_file_relaybus_reads(block: Block, tmp_path: Path) -> None:
+    """A relaybus.toml ([relaybus] table) or a firehose tokens file ([[token]]), read as
+    relaybus reads them (environment variables the block names are set)."""
+    import tomllib
+
+    from relaybus.cli.settings import resolve
+    from relaybus.gateway.auth import load_tokens_file
+
+    data = tomllib.loads(block.code)
+    path = tmp_path / "block.toml"
+    path.write_text(block.code)
+    if "relaybus" in data:
+        resolve({}, config=str(path), environ={})
+    else:
+        assert "token" in data, f"{block.name}: neither a relaybus.toml nor a tokens file"
+        environ = {e["token_env"]: "s3cret" for e in data["token"] if "token_env" in e}
+        load_tokens_file(path, environ=environ)
