@@ -61,8 +61,9 @@ class CastDelivery:
             cause = exc if isinstance(exc, Exception) else Exception(str(exc))
             failure = GivenUp(cause, 1, now, now, permanent=self.policy is not None)
         cause = failure.cause
-        LOG.warning("cast %s on %s failed after %d attempt(s): %s: %s", request.method,
-                    self._target.topic, failure.attempts, type(cause).__name__, cause,
+        LOG.warning("cast %s on %s failed: %s: %s%s", request.method, self._target.topic,
+                    type(cause).__name__, cause,
+                    f" (after {failure.attempts} attempts)" if failure.attempts > 1 else "",
                     extra=dict(log_extra))
         if self.policy is None or self.policy.dead_letter is None:
             return
