@@ -13,6 +13,10 @@ follows the stream throughout. Then:
    and counted, the next one published (``errors``: skips by reason).
 3. A gateway publishing as the anonymous (read-only) user: its publishes are refused by
    reason code and ``/readyz`` says so.
+4. A service on the bus (RabbitMQ here: ``POST /publish`` caps names at 255 characters)
+   sends two notifications whose ``event_type`` makes a topic past MQTT's 65,535 bytes, then
+   a small one: both skipped and counted by reason (one log line), the small one published,
+   the browser given all three, the gateway up (it used to end on the first).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiormq
 from figures import Figures
 from transports import unique
 
@@ -37,6 +42,7 @@ from firehose_support import (
     ws_client,
     ws_events,
 )
+from test_gateway_rabbit import RABBIT_URL, notify
 
 PART = 50
 
@@ -141,6 +147,40 @@ async def _refused(figures: Figures, mosquitto: Mosquitto, exchange: str) -> Non
         await asyncio.to_thread(gateway.stop)
 
 
+async def _too_long(figures: Figures, mosquitto: Mosquitto, exchange: str) -> None:
+    pool = f"{exchange}-firehose"
+    gateway = GatewayProcess(["--bus", f"{RABBIT_URL}?control_exchange={exchange}",
+                              "--pool", pool, "--mqtt", mosquitto.gateway_url])
+    await asyncio.to_thread(gateway.start)
+    try:
+        await _until(gateway, "/readyz", 200)
+        huge = "x" * 70_000
+        async with ws_client(gateway.ws_url()) as browser:
+            await notify(exchange, huge, huge + "y", "small.after")
+            got = await ws_events(browser, 3)
+        async with asyncio.timeout(WAIT):
+            while True:  # polling /stats
+                stats = (await gateway.stats())["mqtt"]
+                if stats["published"] >= 1:
+                    break
+                await asyncio.sleep(0.05)
+        for reason, count in stats["skipped_by_reason"].items():
+            figures.errors[reason] += count
+        figures.check("topics past 65,535 bytes are skipped and counted, the next sent",
+                      stats["skipped_by_reason"] == {"topic-too-long": 2}
+                      and stats["published"] == 1 and len(got) == 3)
+        figures.check("one log line for the skips, not one per event",
+                      gateway.output().count("skipped event") == 1)
+        figures.check("the gateway stayed up after topics MQTT cannot carry",
+                      gateway.process is not None and gateway.process.poll() is None)
+    finally:
+        await asyncio.to_thread(gateway.stop)
+        connection = await aiormq.connect(RABBIT_URL.replace("rabbit://", "amqp://"))
+        channel = await connection.channel()
+        await channel.queue_delete(pool)
+        await connection.close()
+
+
 async def run(transport: str, url: str) -> Figures:
     figures = Figures("firehose mqtt outage", transport)
     exchange = unique("fhmqtt")
@@ -150,6 +190,7 @@ async def run(transport: str, url: str) -> Figures:
         await _outage(figures, mosquitto, exchange)
         await _too_large(figures, mosquitto, exchange)
         await _refused(figures, mosquitto, exchange)
+        await _too_long(figures, mosquitto, exchange)
     finally:
         await asyncio.to_thread(mosquitto.stop)
     return figures
