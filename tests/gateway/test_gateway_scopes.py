@@ -221,3 +221,18 @@ async def test_publishing_outside_the_scope_is_refused_and_nothing_is_sent(
     assert error["error"] == "publish-out-of-scope" and websocket.close_code == 4403
     refused = await _stats(gateway)
     assert refused["publish-out-of-scope"] == 2 and refused["forbidden"] == 1
+
+
+async def test_a_resume_replays_only_what_the_scope_allows(
+        scoped_gateway: GatewayProcess) -> None:
+    gateway = scoped_gateway
+    async with ws_client(gateway.ws_url(token=PUBLISH_TOKEN)) as watcher:
+        await gateway.publish(event("compute", "first"))
+        (first,) = await ws_events(watcher, 1)
+        await gateway.publish([event("identity", "missed.outside"),
+                               event("compute", "missed.inside")])
+        await ws_events(watcher, 2)
+    async with ws_client(gateway.ws_url(["#"], since=first["id"], token=COMPUTE)) as resumed:
+        await gateway.publish(event("compute", "live"))
+        got = await ws_events(resumed, 2)
+    assert [e["type"] for e in got] == ["missed.inside", "live"]
