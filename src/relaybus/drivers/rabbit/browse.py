@@ -5,6 +5,10 @@ it held when the visit began (``queue.declare`` passive says how many), each is 
 the visitor while it is held unacknowledged, acknowledged (removed) when the visitor says
 so, and the channel is closed at the end, which gives every other message back to the
 queue in its old place. A message taken by another consumer meanwhile is simply not seen.
+
+The channel's prefetch is bounded (``MAX_HELD``): a visit holds at most that many messages
+it keeps at once, so a huge queue is read in full only as far as the visitor removes
+messages; listing shows the first ``MAX_HELD``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ LOG = logging.getLogger(__name__)
 #: how long to wait for the next message the queue said it held (another consumer may
 #: have taken it)
 NEXT_MESSAGE_WAIT = 2.0
+#: the most messages a visit holds unacknowledged at once (AMQP prefetch is 16 bits)
+MAX_HELD = 5000
 
 
 async def visit_queue(connection: Connection, queue: str, priority: str,
@@ -40,6 +46,7 @@ async def visit_queue(connection: Connection, queue: str, priority: str,
         count = int(declared.message_count or 0)
         if count == 0:
             return 0
+        await channel.qos(min(count, MAX_HELD))
         deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
         tag = f"relaybus-browse-{new_unique_id()[:12]}"
         await channel.basic_consume(queue, tag, deliveries.put_nowait)
