@@ -268,6 +268,31 @@ async def test_a_rejected_notification_is_acknowledged_not_dead_lettered(
     assert len(_rejection_lines(caplog, logging.DEBUG)) == 1
 
 
+async def test_a_rejected_cast_is_not_retried_nor_dead_lettered(bus_with: Any) -> None:
+    class RefuseRecord(relaybus.Middleware):
+        async def handle_request(self, request: relaybus.RequestInfo,
+                                 call_next: Next[relaybus.RequestInfo]) -> Any:
+            if request.method == "record":
+                raise Refused("no recording")
+            return await call_next(request)
+
+    class Letters(Audit):
+        error = Audit.info  # cast dead letters are ERROR notifications
+
+    bus = await bus_with(RefuseRecord())
+    letters = Recorder()
+    policy = relaybus.DeliveryPolicy(attempts=3, backoff=0.01, dead_letter="t_dl_dlq")
+    async with bus.notification_listener([Target(topic="t_dl_dlq")], [Letters(letters)]), \
+            bus.rpc_server(Target(topic="t_dl", server="s1"), [Endpoint(Recorder())],
+                           delivery=policy) as server:
+        client = bus.rpc_client(Target(topic="t_dl"))
+        await client.cast({}, "record", value=1)
+        await client.cast({}, "broken")  # fails three times, then is dead-lettered
+        ((_, payload, _),) = await letters.wait_for(1)
+    assert payload["method"] == "broken"  # the only dead letter: the rejected one is not
+    assert server.rejections.counts == {"Refused": 1}
+
+
 async def test_a_send_side_rejection_sends_nothing(bus_with: Any) -> None:
     class NoSending(relaybus.Middleware):
         async def send_request(self, request: relaybus.RequestInfo,
