@@ -322,6 +322,11 @@ class SyncNotifier:
     def _send(self, priority: str, ctxt: Any, event_type: str, payload: Any) -> str:
         return str(_run(getattr(self.notifier, priority)(ctxt, event_type, payload)))
 
+    def notify(self, priority: str, ctxt: Any, event_type: str, payload: Any, *,
+               message_id: str | None = None, timestamp: str | None = None) -> str:
+        return _run(self.notifier.notify(priority, ctxt, event_type, payload,
+                                         message_id=message_id, timestamp=timestamp))
+
     def audit(self, ctxt: Any, event_type: str, payload: Any) -> str:
         return self._send("audit", ctxt, event_type, payload)
 

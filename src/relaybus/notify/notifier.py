@@ -117,7 +117,24 @@ class Notifier:
         clone.captured = self.captured
         return clone
 
-    async def _notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> str:
+    async def notify(self, priority: str, ctxt: Any, event_type: str, payload: Any, *,
+                     message_id: str | None = None, timestamp: str | None = None) -> str:
+        """Send a notification of ``priority``; returns its message_id.
+
+        ``message_id`` and ``timestamp`` (oslo's ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC) are
+        made here unless given, for a caller that already made them (the oslo drop-in's
+        Notifier hands every driver the same message).
+
+        Raises:
+            ValueError: an unknown priority or an empty ``event_type``.
+        """
+        if priority not in _LOG_LEVELS:
+            raise ValueError(f"unknown priority {priority!r}; choose from "
+                             f"{', '.join(_LOG_LEVELS)}")
+        return await self._notify(ctxt, event_type, payload, priority, message_id, timestamp)
+
+    async def _notify(self, ctxt: Any, event_type: str, payload: Any, priority: str,
+                      message_id: str | None = None, timestamp: str | None = None) -> str:
         if not isinstance(event_type, str) or not event_type:
             raise ValueError(f"event_type must be a non-empty string, got {event_type!r}")
         payload = self._checked(event_type, priority, payload)
@@ -130,15 +147,16 @@ class Notifier:
             info = NotificationInfo("send", self._topics, event_type, priority,
                                     payload=payload, context=context,
                                     publisher_id=self.publisher_id)
-            message_id: str = await run(
-                hooks, info, lambda _: self._send(event_type, payload, priority, context))
-            return message_id
-        return await self._send(event_type, payload, priority, context)
+            sent: str = await run(hooks, info, lambda _: self._send(
+                event_type, payload, priority, context, message_id, timestamp))
+            return sent
+        return await self._send(event_type, payload, priority, context, message_id, timestamp)
 
     async def _send(self, event_type: str, payload: Any, priority: str,
-                    context: dict[str, Any]) -> str:
+                    context: dict[str, Any], message_id: str | None = None,
+                    timestamp: str | None = None) -> str:
         message = build_notification(self.publisher_id, event_type, priority, payload,
-                                     context)
+                                     context, message_id=message_id, timestamp=timestamp)
         if self.driver_names != ("messaging",):
             # several destinations: fail before the first one takes the message (the
             # bus driver alone encodes it anyway, and fails before sending anything)

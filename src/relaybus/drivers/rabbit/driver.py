@@ -81,6 +81,7 @@ LOG = logging.getLogger(__name__)
 
 PLAIN_PROPERTIES = codec.message_properties()
 RESTORE_SLACK = 2.0  # seconds a peer may take, once reconnected, to declare its queues
+_ROUTES_KEPT = 1024  # notification routes remembered (exchange, topic, priority); then anew
 
 
 class RabbitDriver(Driver):
@@ -106,6 +107,8 @@ class RabbitDriver(Driver):
         self._reply_starting: asyncio.Future[ReplyConsumer] | None = None
         self._subscriptions: set[QueueConsumer] = set()
         self._call_properties: dict[float | None, bytes] = {}
+        # (exchange, topic, priority) -> (routing key, the default pool's queue)
+        self._notification_routes: dict[tuple[str, str, str], tuple[str, QueueSpec]] = {}
         ttl = self.rabbit_options.rpc_message_ttl
         self._cast_properties = codec.message_properties(
             expiration=str(math.ceil(ttl * 1000)) if ttl else None)
@@ -432,14 +435,18 @@ class RabbitDriver(Driver):
             raise MessageUndeliverable(target, "a notification target needs a topic")
         body = self.check_size(pack(message))
         exchange = self.exchange_for(target)
-        timeout = self.rabbit_options.send_timeout
-        # Like oslo, declare the default pool's queue first, so notifications wait there
-        # even while no listener runs.
+        route = self._notification_routes.get((exchange, target.topic, priority))
+        if route is None:
+            if len(self._notification_routes) >= _ROUTES_KEPT:
+                self._notification_routes.clear()
+            # Like oslo, declare the default pool's queue first, so notifications wait
+            # there even while no listener runs.
+            route = (self._topology.notification_key(target.topic, priority),
+                     self._topology.notification_queue(exchange, target.topic, priority))
+            self._notification_routes[exchange, target.topic, priority] = route
         await publisher.publish_confirmed(
-            exchange, self._topology.notification_key(target.topic, priority), body,
-            PLAIN_PROPERTIES, mandatory=False, unique_id=None, target=target,
-            timeout=timeout,
-            requires=self._topology.notification_queue(exchange, target.topic, priority))
+            exchange, route[0], body, PLAIN_PROPERTIES, mandatory=False, unique_id=None,
+            target=target, timeout=self.rabbit_options.send_timeout, requires=route[1])
 
     async def notify_later(self, target: Target, message: dict[str, Any], priority: str,
                            delay: float) -> None:

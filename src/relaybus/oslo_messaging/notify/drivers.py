@@ -59,8 +59,9 @@ class MessagingDriver(Driver):
     def notify(self, ctxt: Any, message: dict[str, Any], priority: str,
                retry: int | None) -> None:
         notifier = self._notifier(message["publisher_id"], retry)
-        send = getattr(notifier, priority.lower())
-        send(ctxt, message["event_type"], message["payload"])
+        # the message's own id and time, so every driver of the Notifier reports the same
+        notifier.notify(priority.lower(), ctxt, message["event_type"], message["payload"],
+                        message_id=message["message_id"], timestamp=message["timestamp"])
 
 
 class MessagingV2Driver(MessagingDriver):
