@@ -9,14 +9,15 @@ that keeps a fast producer from filling memory.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from relaybus.threadsafe import LoopInbox, settle
+from relaybus.threadsafe import LoopInbox
+from relaybus.workers import Workers
 
 
 class Executor:
@@ -28,7 +29,7 @@ class Executor:
         self.name = name
         self._slots = asyncio.Semaphore(max_concurrency)
         self._threads = threads
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: Workers | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._count = 0
         self._inbox: LoopInbox | None = None  # handler threads report back through it
@@ -58,20 +59,18 @@ class Executor:
         """Call ``func``: awaited on the loop if async, else in the thread pool."""
         if inspect.iscoroutinefunction(func):
             return await func(*args, **kwargs)
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self._threads, thread_name_prefix=self.name)
-        call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
         loop = asyncio.get_running_loop()
-        if self._inbox is None:
-            self._inbox = LoopInbox(loop)
+        if self._pool is None:
+            if self._inbox is None:
+                self._inbox = LoopInbox(loop)
+            self._pool = Workers(self.name, self._threads, self._inbox)
+        call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
         waiter: asyncio.Future[Any] = loop.create_future()
-        done = self._pool.submit(call)
-        done.add_done_callback(functools.partial(self._inbox.post, settle, waiter))
+        queued = self._pool.run(call, waiter)
         try:
             result = await waiter
         except asyncio.CancelledError:
-            done.cancel()  # not started yet: it never will be
+            Workers.cancel(queued)  # not started yet: it never will be
             raise
         if inspect.isawaitable(result):
             result = await result
@@ -93,8 +92,13 @@ class Executor:
                 await asyncio.wait(pending)
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            if cancelled:  # a cancelled handler may still run on its thread: do not wait
-                pool.shutdown(wait=False, cancel_futures=True)
-            else:  # every handler returned: join the idle threads, so none outlives stop
-                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            threads = pool.close()
+            if not cancelled:  # every handler returned: join the idle threads, so none
+                # outlives stop (a cancelled handler may still run on its thread: not then)
+                await asyncio.to_thread(_join, threads)
         return cancelled
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()

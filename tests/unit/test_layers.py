@@ -15,7 +15,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "relaybus"
 CORE = {"errors", "target", "url", "message", "serializer", "executor", "conversion",
-        "telemetry", "threadsafe", "middleware"}
+        "telemetry", "threadsafe", "middleware", "workers"}
 
 
 def _imports(path: Path) -> set[str]:
