@@ -91,6 +91,13 @@ def test_payloads_are_the_envelope_and_examples_fit_it() -> None:
             jsonschema.validate(sample["payload"], payload)
             body = json.loads(sample["payload"]["oslo.message"])
             assert list(_decoded(document, message).iter_errors(body)) == [], key
+            if body.get("failure"):
+                failure = jsonschema.Draft7Validator(
+                    {"$ref": "#/components/schemas/relaybus.failure",
+                     "components": document["components"]})
+                assert list(failure.iter_errors(json.loads(body["failure"]))) == []
+    assert {k for k, m in document["components"]["messages"].items() if "examples" in m} \
+        == set(document["components"]["messages"])  # every message has an example
 
 
 def test_request_schemas_agree_with_the_protocol() -> None:

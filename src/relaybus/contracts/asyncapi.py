@@ -46,6 +46,13 @@ _NATS_ESCAPES = {"%": "%25", ".": "%2E", "*": "%2A", ">": "%3E"}
 _FAILURE_SCHEMA = "relaybus.failure"
 _FAILED_REPLY_SCHEMA = "relaybus.failed_reply"
 REPLY_LOCATION = "$message.payload#/_reply_q"
+_MSG_ID = "c0ffee" * 5 + "00"
+_UNIQUE_ID = "5eed" * 8
+
+
+def _wrapped(message: dict[str, Any]) -> dict[str, Any]:
+    """A message object in its envelope, as the wire carries it."""
+    return {"oslo.version": "2.0", "oslo.message": json.dumps(message)}
 
 
 def _key(*parts: str | None) -> str:
@@ -147,7 +154,14 @@ class _Builder:
                            "always; tb, args and kwargs as relaybus and oslo.messaging send "
                            "them.",
             "payload": wire.envelope(_schema_ref(_FAILED_REPLY_SCHEMA), "failed reply"),
-            "bindings": amqp_message}
+            "bindings": amqp_message,
+            "examples": [{"name": "key_error", "summary": "a method raised KeyError(52)",
+                          "payload": _wrapped({
+                              "result": None, "ending": True, "_msg_id": _MSG_ID,
+                              "failure": json.dumps({
+                                  "class": "KeyError", "module": "builtins", "message": "52",
+                                  "tb": ["Traceback (most recent call last):\n", "..."],
+                                  "args": [52], "kwargs": {}})})}]}
         for namespace, version, name, signature, args, result in self.methods:
             key = _key(namespace or "default", name)
             request = wire.request(name, namespace, version, resolve(args, self.schemas))
@@ -168,7 +182,12 @@ class _Builder:
                 "contentType": "application/json",
                 "summary": f"The result of {name} (or a heartbeat while it runs).",
                 "payload": wire.envelope(_schema_ref(f"reply.{key}"), f"{name} reply"),
-                "bindings": amqp_message}
+                "bindings": amqp_message,
+                "examples": [{"name": f"{name}_result", "summary": "the final reply",
+                              "payload": _wrapped({
+                                  "result": example(self.schemas.schema(result),
+                                                    self.schemas.components),
+                                  "failure": None, "ending": True, "_msg_id": _MSG_ID})}]}
         for event_type, priority, handle in self.events:
             key = _key("event", event_type)
             self.wire_schemas[f"notification.{key}"] = wire.notification(
@@ -178,7 +197,17 @@ class _Builder:
                 "summary": f"{priority.upper()} notification {event_type}",
                 "payload": wire.envelope(_schema_ref(f"notification.{key}"),
                                          f"{event_type} notification"),
-                "bindings": amqp_message}
+                "bindings": amqp_message,
+                "examples": [{"name": "notification", "summary": f"a {event_type}",
+                              "payload": _wrapped({
+                                  "message_id": "6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b",
+                                  "publisher_id": f"{self.service.name}.host1",
+                                  "event_type": event_type, "priority": priority.upper(),
+                                  "payload": example(self.schemas.schema(handle),
+                                                     self.schemas.components),
+                                  "timestamp": "2026-01-01 12:00:00.000000",
+                                  "_unique_id": _UNIQUE_ID,
+                                  "_context_request_id": "req-1"})}]}
         for message in self.messages.values():
             if message.get("description") is None:
                 message.pop("description", None)
@@ -192,10 +221,10 @@ class _Builder:
         namespace = schema["properties"]["namespace"].get("const")
         if namespace is not None:
             body["namespace"] = namespace
-        body.update({"version": version, "_msg_id": "c0ffee" * 5 + "00",
+        body.update({"version": version, "_msg_id": _MSG_ID,
                      "_reply_q": "reply_" + "ab" * 16, "_timeout": None,
-                     "_unique_id": "5eed" * 8, "_context_request_id": "req-1"})
-        return {"oslo.version": "2.0", "oslo.message": json.dumps(body)}
+                     "_unique_id": _UNIQUE_ID, "_context_request_id": "req-1"})
+        return _wrapped(body)
 
     # -- channels and operations ------------------------------------------------------
 
