@@ -129,3 +129,23 @@ async def test_metrics_count_calls_casts_errors_and_unknown_methods() -> None:
         == before_unknown + 1
     assert _value("relaybus_rpc_call_duration_seconds_count", labels) >= 3
     assert _value("relaybus_rpc_in_flight", {"topic": "metered"}) == 0
+
+
+async def test_telemetry_is_middleware_outside_the_applications() -> None:
+    seen: list[str] = []
+
+    class Rejecting(relaybus.Middleware):
+        async def handle_request(self, request: relaybus.RequestInfo, call_next: Any) -> Any:
+            seen.append(trace.get_current_span().name)  # inside relaybus's server span
+            raise relaybus.Rejected("closed")
+
+    async with await relaybus.connect("memory://otel-mw", middleware=[Rejecting()]) as bus:
+        async with bus.rpc_server(Target(topic="otel_mw", server="s1"), [Orders(None)]):
+            with pytest.raises(relaybus.Rejected):
+                await bus.rpc_client(Target(topic="otel_mw"), timeout=WAIT).call({}, "place",
+                                                                                item="x")
+    assert seen == ["otel_mw handle"]
+    spans = {s.name: s for s in EXPORTER.get_finished_spans()}
+    handle = spans["otel_mw.place handle"]  # named after the method the server resolved
+    assert not handle.status.is_ok and handle.events[0].name == "exception"
+    assert not spans["otel_mw.place call"].status.is_ok
