@@ -12,7 +12,17 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from relaybus.delivery.attempts import GivenUp, run_with_policy
+import msgspec
+
+from relaybus.delivery.attempts import (
+    ATTEMPT_KEY,
+    FIRST_FAILURE_KEY,
+    GivenUp,
+    Later,
+    RetryScheduled,
+    run_with_policy,
+)
+from relaybus.delivery.delay import check_transport_can_delay
 from relaybus.delivery.letters import (
     DeadLetterReason,
     cast_letter,
@@ -21,6 +31,7 @@ from relaybus.delivery.letters import (
     utc_now,
 )
 from relaybus.delivery.policy import DeliveryPolicy
+from relaybus.errors import MessagingError
 from relaybus.message import Request, new_unique_id
 from relaybus.target import Target
 from relaybus.transport.base import Driver
@@ -46,10 +57,39 @@ class CastDelivery:
         """
         if self.policy is None:
             return await run()
-        return await run_with_policy(
-            self.policy, run, what=f"cast {request.method} on {self._target.topic} failed",
-            target=self._target.topic or "",
-            log_extra={"unique_id": request.unique_id, "method": request.method})
+        attempt, first, later = 1, None, None
+        if self.policy.at_broker:
+            attempt, first, later = self._resume(request)
+        try:
+            return await run_with_policy(
+                self.policy, run, what=f"cast {request.method} on {self._target.topic} failed",
+                target=self._target.topic or "",
+                log_extra={"unique_id": request.unique_id, "method": request.method},
+                attempt=attempt, first_failure=first, later=later)
+        except RetryScheduled:  # handed to the broker as a delayed cast
+            return None
+
+    def _resume(self, request: Request) -> tuple[int, str | None, Later]:
+        """Where an earlier delivery of a cast left off, and how to hand the next attempt
+        to the broker: a delayed cast (``cast_later``) to any server of the topic."""
+        attempt = request.context.get(ATTEMPT_KEY)
+        first = request.context.get(FIRST_FAILURE_KEY)
+        retry_to = Target(exchange=self._target.exchange, topic=self._target.topic)
+
+        async def later(pause: float, failed: int, first_failure: str) -> bool:
+            again = msgspec.structs.replace(request, context={
+                **request.context, ATTEMPT_KEY: failed + 1, FIRST_FAILURE_KEY: first_failure})
+            try:
+                check_transport_can_delay(self._driver, pause)
+                await self._driver.cast_later(retry_to, again, pause)
+            except (MessagingError, ValueError) as exc:
+                LOG.warning("could not hand a cast's retry to the broker (%s); waiting in "
+                            "process", exc)
+                return False
+            return True
+
+        return (attempt if isinstance(attempt, int) and attempt > 0 else 1,
+                first if isinstance(first, str) else None, later)
 
     async def failed(self, request: Request, exc: BaseException,
                      log_extra: Mapping[str, Any]) -> None:

@@ -35,12 +35,13 @@ class DeliveryPolicy:
         jitter: the share (0 to 1) of a pause taken off at random.
         dead_letter: the topic given-up messages go to; None drops them (logged).
         permanent: exception classes that dead-letter at once, without another run.
-        at_broker: listeners (not batch listeners, not casts) hand each retry to the
-            broker instead of waiting in process, so a retry in progress survives this
-            consumer's restart: RabbitMQ holds it in a delay queue that dead-letters into
-            the pool's queue, JetStream redelivers it with NakWithDelay, memory:// keeps it
-            on a timer of its broker. The whole notification comes again, so handlers of
-            it that succeeded run again.
+        at_broker: hand each retry to the broker instead of waiting in process, so a
+            retry in progress survives this consumer's restart. Listeners: RabbitMQ holds
+            it in a delay queue that dead-letters into the pool's queue, JetStream
+            redelivers it with NakWithDelay, memory:// keeps it on a timer of its broker;
+            the whole notification comes again, so handlers of it that succeeded run
+            again. Servers: a failed cast is cast again with a delay, to any server of
+            its topic. Batch listeners retry in process.
     """
 
     attempts: int = 1

@@ -207,6 +207,27 @@ class DeliveryBehaviour(_Suite):
         assert flaky.handled.items == [5] and len(flaky.runs) == 3
         assert _gaps(flaky.runs)[0] >= BACKOFF * 0.9
 
+    async def test_a_cast_retry_at_the_broker_survives_the_servers_restart(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        policy = DeliveryPolicy(attempts=3, backoff=0.5, at_broker=True)
+        first = Flaky(failures=1)
+        contexts = Recorder()
+
+        class Second(Flaky):
+            async def record(self, ctxt: Any, value: Any) -> None:
+                contexts.add(ctxt)
+                await super().record(ctxt, value)
+
+        second = Second(failures=0)
+        async with bus.rpc_server(Target(topic=topic, server="s1"), [first], delivery=policy):
+            await bus.rpc_client(Target(topic=topic)).cast({}, "record", value=5)
+            await first.ran.wait_for(1)
+        async with bus.rpc_server(Target(topic=topic, server="s2"), [second],
+                                  delivery=policy):
+            assert await second.handled.wait_for(1) == [5]
+        assert first.handled.items == [] and second.runs[0] - first.runs[0] >= 0.5 * 0.9
+        assert contexts.items[0]["relaybus_attempt"] == 2
+
     async def test_a_failing_cast_is_dead_lettered_to_be_cast_again(
             self, bus: relaybus.Bus, topic: str) -> None:
         flaky, letters = Flaky(failures=10), Letters()
