@@ -77,3 +77,33 @@ async def test_pending_retries_and_delays_survive_a_restart(
     # not checked: that the retry kept its backoff. nats-server does not keep a NAK's
     # delay across its restart and redelivers sooner (docs/delivery.md says so).
     assert len(flaky.runs) == 2
+
+
+async def test_deliveries_past_the_attempts_dead_letter_without_running(
+        nats_server: PrivateNatsServer) -> None:
+    """JetStream counts deliveries whatever ended them (here REQUEUE, as a crash would):
+    past the policy's attempts a delivery is dead-lettered without running again."""
+    runs: list[int] = []
+    letters = Recorder()
+
+    class Requeuing:
+        async def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                       metadata: dict[str, Any]) -> Any:
+            runs.append(1)
+            return relaybus.NotificationResult.REQUEUE
+
+    class Letters:
+        async def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                       metadata: dict[str, Any]) -> None:
+            letters.add(relaybus.DeadLetterReason.from_context(ctxt))
+
+    policy = DeliveryPolicy(attempts=2, at_broker=True, dead_letter="counted_dlq")
+    async with await relaybus.connect(nats_server.url) as bus:
+        async with bus.notification_listener([Target(topic="counted_dlq")], [Letters()]), \
+                bus.notification_listener([Target(topic="counted")], [Requeuing()],
+                                          delivery=policy):
+            await bus.notifier("p", topics=["counted"]).info({}, "e", {})
+            (reason,) = await letters.wait_for(1)
+    assert len(runs) == 2
+    assert reason.error_type == "DeliveriesExceeded" and reason.permanent
+    assert reason.attempts == 2

@@ -21,6 +21,11 @@ FIRST_FAILURE_KEY = "relaybus_first_failure"
 Later = Callable[[float, int, str], Awaitable[bool]]
 
 
+class DeliveriesExceeded(Exception):
+    """The broker delivered a message more often than the policy's attempts (a run that
+    ended the process, a handler slower than the broker's ack wait)."""
+
+
 class RetryScheduled(Exception):
     """The next attempt waits at the broker: this delivery is settled, stop here."""
 
@@ -68,7 +73,13 @@ async def run_with_policy(policy: DeliveryPolicy, run: Callable[[], Awaitable[T]
         asyncio.CancelledError: the consumer stopped (the message goes back to the broker).
     """
     first = first_failure
-    last = max(policy.attempts, attempt)
+    if attempt > policy.attempts:  # counted by the broker: earlier runs never finished
+        now = utc_now()
+        raise GivenUp(DeliveriesExceeded(
+            f"delivered {attempt} times, over the policy's {policy.attempts} attempt(s); "
+            f"earlier runs did not finish (did one end the process?)"),
+            attempt - 1, first or now, now, permanent=True)
+    last = policy.attempts
     for current in range(attempt, last + 1):
         try:
             return await run()
