@@ -9,6 +9,7 @@ that keeps a fast producer from filling memory.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import functools
 import inspect
@@ -27,12 +28,13 @@ class Executor:
         if max_concurrency < 1 or threads < 1:
             raise ValueError("max_concurrency and threads must be at least 1")
         self.name = name
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = _Slots(max_concurrency)
         self._threads = threads
         self._pool: Workers | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._count = 0
         self._inbox: LoopInbox | None = None  # handler threads report back through it
+        self._is_async: dict[Callable[..., Any], bool] = {}
 
     @property
     def in_flight(self) -> int:
@@ -40,7 +42,9 @@ class Executor:
 
     async def submit(self, work: Callable[[], Awaitable[None]]) -> None:
         """Start ``work()`` in a task of its own once a slot is free."""
-        await self._slots.acquire()
+        slots = self._slots
+        if not slots.take():
+            await slots.wait()
         self._count += 1
         try:
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
@@ -57,7 +61,12 @@ class Executor:
 
     async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``func``: awaited on the loop if async, else in the thread pool."""
-        if inspect.iscoroutinefunction(func):
+        is_async = self._is_async.get(func)
+        if is_async is None:  # endpoint methods are few and resolved once: remember
+            is_async = inspect.iscoroutinefunction(func)
+            if len(self._is_async) < 1024:
+                self._is_async[func] = is_async
+        if is_async:
             return await func(*args, **kwargs)
         loop = asyncio.get_running_loop()
         if self._pool is None:
@@ -97,6 +106,46 @@ class Executor:
                 # outlives stop (a cancelled handler may still run on its thread: not then)
                 await asyncio.to_thread(_join, threads)
         return cancelled
+
+
+class _Slots:
+    """A semaphore whose uncontended acquire is one synchronous call (``take``);
+    ``asyncio.Semaphore.acquire`` costs a coroutine and a scan of its waiters each time.
+    Waiters are served in order; a released slot is handed to the first one."""
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take(self) -> bool:
+        """Take a slot if one is free and nobody waits for one."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait for a slot (handed over by :meth:`release`)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # it was handed a slot as it was cancelled: pass it on
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 def _join(threads: list[threading.Thread]) -> None:

@@ -26,6 +26,7 @@ from relaybus.errors import MalformedMessage
 ENVELOPE_VERSION = "2.0"
 ACCEPTED_ENVELOPE_VERSIONS = frozenset({"2.0", "2.0.0"})
 CONTEXT_PREFIX = "_context_"
+_CUT = len(CONTEXT_PREFIX)
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 _encoder = msgspec.json.Encoder()
@@ -72,10 +73,17 @@ def new_message_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
 
 
+_ENVELOPE_HEAD = b'{"oslo.version":"' + ENVELOPE_VERSION.encode() + b'","oslo.message":'
+
+
 def pack(message: Mapping[str, Any]) -> bytes:
-    """Wrap a message object in the 2.0 envelope and encode it."""
+    """Wrap a message object in the 2.0 envelope and encode it.
+
+    The bytes are those of ``{"oslo.version": "2.0", "oslo.message": <JSON text>}``
+    encoded compactly, put together without building that dict.
+    """
     inner = encode_json(message).decode("utf-8")
-    return _encoder.encode({"oslo.version": ENVELOPE_VERSION, "oslo.message": inner})
+    return b"".join((_ENVELOPE_HEAD, _encoder.encode(inner), b"}"))
 
 
 def unpack(body: bytes | str) -> dict[str, Any]:
@@ -177,32 +185,32 @@ def parse_request(message: Mapping[str, Any]) -> Request:
     Raises:
         MalformedMessage: a required member is missing or has the wrong type.
     """
-    method = message.get("method")
+    get = message.get
+    method = get("method")
     if not isinstance(method, str) or not method:
         raise MalformedMessage("request has no 'method' string")
-    args = message.get("args", {})
+    args = get("args", {})
     if not isinstance(args, dict):
         raise MalformedMessage("request 'args' must be an object")
-    namespace = message.get("namespace")
-    version = message.get("version")
+    namespace = get("namespace")
+    version = get("version")
     if namespace is not None and not isinstance(namespace, str):
         raise MalformedMessage("request 'namespace' must be a string")
     if version is not None and not isinstance(version, str):
         raise MalformedMessage("request 'version' must be a string")
-    msg_id = message.get("_msg_id")
-    reply_q = message.get("_reply_q")
+    msg_id = get("_msg_id")
+    reply_q = get("_reply_q")
     if msg_id is not None and (not isinstance(msg_id, str) or not isinstance(reply_q, str)):
         raise MalformedMessage("a call needs '_msg_id' and '_reply_q' strings")
-    timeout = message.get("_timeout")
+    timeout = get("_timeout")
     if timeout is not None and (isinstance(timeout, bool)
                                 or not isinstance(timeout, (int, float))):
         raise MalformedMessage("request '_timeout' must be a number or null")
-    unique_id = message.get("_unique_id")
-    return Request(
-        method=method, args=args, context=extract_context(message), namespace=namespace,
-        version=version, msg_id=msg_id, reply_q=reply_q, timeout=timeout,
-        unique_id=unique_id if isinstance(unique_id, str) else None,
-    )
+    unique_id = get("_unique_id")
+    context = {k[_CUT:]: v for k, v in message.items() if k.startswith(CONTEXT_PREFIX)}
+    return Request(method, args, context, namespace, version, msg_id, reply_q, timeout,
+                   unique_id if isinstance(unique_id, str) else None)
+
 
 
 class Reply(msgspec.Struct, frozen=True):

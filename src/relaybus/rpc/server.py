@@ -25,7 +25,7 @@ from relaybus.rpc.dispatcher import RPCAccessPolicy, RPCDispatcher
 from relaybus.rpc.ping import with_ping
 from relaybus.rpc.remote_errors import serialize_exception
 from relaybus.rpc.signature import signature_of
-from relaybus.serializer import JsonPayloadSerializer, Serializer
+from relaybus.serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
 from relaybus.target import Target
 from relaybus.transport.base import Driver, IncomingRequest, Subscription
 
@@ -95,6 +95,9 @@ class RPCServer(Consuming):
         self.dispatcher = RPCDispatcher(endpoints, access_policy)
         self._driver = driver
         self._serializer = serializer or JsonPayloadSerializer()
+        # the default serializer rebuilds nothing: arguments need no per-request copy
+        self._args_as_sent = type(self._serializer).deserialize_entity \
+            is NoOpSerializer.deserialize_entity
         self._casts = CastDelivery(driver, target, delivery)
         self._pipeline = pipeline or Pipeline(builtins=telemetry.builtin_middleware)
         self.rejections = RejectionLog(LOG, f"{target.topic}.{target.server}")
@@ -162,7 +165,7 @@ class RPCServer(Consuming):
                 method = self.dispatcher.resolve(request.method, request.namespace,
                                                  request.version)
             signature = signature_of(method)
-            args = signature.convert_arguments(
+            args = signature.convert_arguments(request.args if self._args_as_sent else
                 {k: self._serializer.deserialize_entity(ctxt, v) for k, v in request.args.items()})
             if request.expects_reply and request.timeout \
                     and request.timeout >= MIN_HEARTBEAT_TIMEOUT:

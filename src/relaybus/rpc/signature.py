@@ -21,6 +21,7 @@ from relaybus.conversion import convert, explain, to_json_value
 from relaybus.errors import InvalidArguments
 
 _EMPTY = inspect.Parameter.empty
+_PLAIN_TYPES = (str, int, float, bool)
 
 
 class Parameter(msgspec.Struct, frozen=True):
@@ -62,6 +63,12 @@ class MethodSignature:
         ]
         self.result = hints.get("return", _EMPTY)
         self.typed = any(p.typed for p in self.parameters) or self.result is not _EMPTY
+        self._known = {p.name: p for p in self.parameters}
+        self._names = frozenset(self._known)
+        self._required = frozenset(p.name for p in self.parameters if p.required)
+        # plain JSON types: a value already of exactly that type needs no conversion
+        self._plain = {p.name: p.annotation for p in self.parameters
+                       if p.annotation in _PLAIN_TYPES}
 
     def convert_arguments(self, args: dict[str, Any]) -> dict[str, Any]:
         """Check and convert request arguments.
@@ -71,7 +78,12 @@ class MethodSignature:
         """
         if not self.typed:
             return args
-        known = {p.name: p for p in self.parameters}
+        names = args.keys()
+        if self._required <= names <= self._names:  # the usual case, checked at C speed
+            plain = self._plain
+            if all(type(v) is plain.get(k) for k, v in args.items()):
+                return args
+        known = self._known
         if not self.accepts_any_keyword:
             unexpected = sorted(set(args) - set(known))
             if unexpected:

@@ -163,9 +163,10 @@ class Intake:
         except MalformedMessage as exc:
             return self._refuse(MALFORMED, source, f"{exc} ({len(body)} bytes)",
                                 self._refusal_answer(message, exc, reply_to))
-        # a cast's _reply_q is never used, so only a call's is checked
-        bad = self._bad_reply_address(request.reply_q if request.msg_id is not None else None,
-                                      reply_to)
+        # a cast's _reply_q is never used, so only a call's is checked (and an address
+        # that is both, as on NATS, once)
+        reply_q = request.reply_q if request.msg_id is not None else None
+        bad = self._bad_reply_address(reply_q, None if reply_to == reply_q else reply_to)
         if bad is not None:
             return self._refuse(REPLY_ADDRESS, source, bad)
         return request

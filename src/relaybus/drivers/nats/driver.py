@@ -32,10 +32,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from relaybus.drivers.nats.connection import Connection, round_trip, translated
+from relaybus.drivers.nats.connection import Connection, round_trip, translate, translated
 from relaybus.drivers.nats.consumers import ConsumerSet, CoreConsumer, PullConsumer
 from relaybus.drivers.nats.delayed import MAX_DELAY, Delays, Mover
 from relaybus.drivers.nats.eventlog import NatsEventLog
@@ -80,6 +81,7 @@ from relaybus.url import TransportURL
 LOG = logging.getLogger(__name__)
 
 NO_RESPONDERS = "503"
+MAX_SUBJECT = 1024  # the longest reply subject a server publishes to (is_literal_subject's)
 
 
 def inbox_rule(inbox_prefix: str) -> ReplyAddressRule:
@@ -128,6 +130,7 @@ class NatsDriver(Driver):
         #: the checks every received message goes through (and what they refused)
         self.intake = Intake("nats", self.max_message_size,
                              inbox_rule(self.nats_options.inbox_prefix))
+        self._inbox_prefix_literal = is_literal_subject(self.nats_options.inbox_prefix)
         self._notifications = Notifications(self._connection, self.naming, self.nats_options,
                                             self._check, self.intake)
         self._replies = PendingReplies()
@@ -254,8 +257,10 @@ class NatsDriver(Driver):
         idempotent; call-monitor heartbeats tell a lost call early)."""
         self._replies.register(msg_id)
         try:
-            with translated(f"sending to {subject}"):
+            try:
                 await self._client().publish(subject, body, reply=f"{inbox}.{msg_id}")
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                raise translate(exc, f"sending to {subject}") from exc
             return await self._replies.wait(msg_id, timeout, call_monitor_timeout)
         except _NoResponders:
             raise MessageUndeliverable(target) from None
@@ -371,13 +376,18 @@ class NatsDriver(Driver):
         is repeated here so that no reply ever leaves for any other subject.
         """
         reply_q = request.reply_q or ""
-        if not self.intake.reply_rule.allows(reply_q) or not is_literal_subject(reply_q):
+        # the rule allows only [A-Za-z0-9_-] tokens after the prefix, so the address is a
+        # literal subject when the prefix is one (checked once, in __init__)
+        if not (self._inbox_prefix_literal and len(reply_q) <= MAX_SUBJECT
+                and self.intake.reply_rule.allows(reply_q)):
             LOG.warning("dropping the reply to %s: %r is not %s", request.msg_id, reply_q[:80],
                         self.intake.reply_rule.description)
             return
         body = self._check(pack(message))
-        with translated(f"replying to {reply_q}"):
+        try:
             await self._client().publish(reply_q, body)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            raise translate(exc, f"replying to {reply_q}") from exc
 
     # -- notifications ---------------------------------------------------------------
 

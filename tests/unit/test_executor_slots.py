@@ -1,0 +1,55 @@
+"""The executor's slots: at most max_concurrency handlers, waiters served in order, a
+cancelled waiter never keeps or loses a slot."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from relaybus.executor import Executor, _Slots
+
+
+@pytest.mark.asyncio
+async def test_submissions_beyond_the_limit_wait_in_order_and_none_is_lost() -> None:
+    executor = Executor("test", max_concurrency=2)
+    gates = [asyncio.Event() for _ in range(5)]
+    started: list[int] = []
+
+    def work(i: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            started.append(i)
+            await gates[i].wait()
+        return run
+
+    await executor.submit(work(0))
+    await executor.submit(work(1))
+    waiting = [asyncio.create_task(executor.submit(work(i))) for i in (2, 3, 4)]
+    await asyncio.sleep(0)
+    assert executor.in_flight == 2 and not any(t.done() for t in waiting)
+    waiting[0].cancel()  # a waiter that gives up takes no slot with it
+    await asyncio.sleep(0)
+    gates[0].set()
+    await asyncio.wait_for(waiting[1], 1)
+    assert not waiting[2].done()
+    gates[1].set()
+    await asyncio.wait_for(waiting[2], 1)
+    for gate in gates:
+        gate.set()
+    assert await executor.drain(1) == 0
+    assert sorted(started) == [0, 1, 3, 4]
+    for i in range(3):  # every slot came back
+        await asyncio.wait_for(executor.submit(work(i)), 1)
+    assert await executor.drain(1) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on() -> None:
+    slots = _Slots(1)
+    assert slots.take() and not slots.take()
+    waiter = asyncio.create_task(slots.wait())
+    await asyncio.sleep(0)
+    slots.release()  # handed to the waiter...
+    waiter.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert slots.take()  # the slot was passed on, not lost
