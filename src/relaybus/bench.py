@@ -1,9 +1,15 @@
 """The standard workloads, against any transport, with the server in this process.
 
-1. sequential calls with a ~200-byte argument: p50 / p99 latency and calls/s
+1. sequential calls with a ~200-byte argument: p50 / p99 latency, calls/s, and the CPU
+   time of this process per call (client and server, as both live here)
 2. calls from 64 concurrent callers: calls/s
 3. casts, measured until the server has received all: msgs/s
 4. notifications to a listener, until it has received all: msgs/s
+
+and, in every round beside workload 1, the **asyncio floor**: the same sequential
+request/reply done bare, a task answering over an ``asyncio.Queue`` with a JSON round trip
+each way (msgspec, relaybus's own codec), in this process. :func:`ratios` divides
+relaybus's figures by the floor's: on ``memory://`` that is what relaybus itself costs.
 
 Used by ``relaybus bench`` and ``benchmarks/memory_bench.py``. Each workload runs
 ``rounds`` times; :func:`run` returns the medians.
@@ -17,6 +23,8 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 import relaybus
 from relaybus import Target
@@ -55,16 +63,58 @@ class _Counter:
 
 async def _sequential(client: relaybus.RPCClient, n: int) -> dict[str, float]:
     latencies = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         t0 = time.perf_counter()
         await client.call({}, "echo", value=ARG)
         latencies.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     latencies.sort()
     return {"sequential p50_us": latencies[len(latencies) // 2] * 1e6,
             "sequential p99_us": latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1e6,
-            "sequential calls_s": n / elapsed}
+            "sequential calls_s": n / elapsed,
+            "sequential cpu_us": cpu / n * 1e6}
+
+
+async def floor(n: int) -> dict[str, float]:
+    """The asyncio floor: ``n`` sequential request/replies over an ``asyncio.Queue``, the
+    request and the reply each encoded to JSON and decoded again (see the module doc)."""
+    encode, decode = msgspec.json.encode, msgspec.json.decode
+    requests: asyncio.Queue[tuple[bytes, asyncio.Future[bytes]]] = asyncio.Queue()
+
+    async def serve() -> None:
+        while True:
+            body, answer = await requests.get()
+            request = decode(body)
+            answer.set_result(encode({"result": request["args"]["value"]}))
+
+    loop = asyncio.get_running_loop()
+    server = loop.create_task(serve(), name="relaybus.bench.floor")
+    try:
+        latencies = []
+        cpu = time.process_time()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            answer: asyncio.Future[bytes] = loop.create_future()
+            requests.put_nowait((encode({"method": "echo", "args": {"value": ARG}}), answer))
+            if decode(await answer)["result"] != ARG:
+                raise AssertionError("a reply did not match its request")
+            latencies.append(time.perf_counter() - t0)
+        cpu = time.process_time() - cpu
+    finally:
+        server.cancel()
+        await asyncio.wait([server])
+    latencies.sort()
+    return {"asyncio floor p50_us": latencies[len(latencies) // 2] * 1e6,
+            "asyncio floor cpu_us": cpu / n * 1e6}
+
+
+def ratios(figures: dict[str, float]) -> dict[str, float]:
+    """relaybus's sequential call against the asyncio floor (latency and CPU per call)."""
+    return {"sequential p50 / floor": figures["sequential p50_us"]
+            / figures["asyncio floor p50_us"],
+            "sequential cpu / floor": figures["sequential cpu_us"]
+            / figures["asyncio floor cpu_us"]}
 
 
 async def _concurrent(client: relaybus.RPCClient, n: int, callers: int = 64) -> dict[str, float]:
@@ -122,6 +172,8 @@ async def run(url: str | None = None, *, scale: float = 1.0, rounds: int = 3,
             client = bus.rpc_client(Target(topic=f"bench_{suffix}"), timeout=60)
             notifier = bus.notifier("bench", topics=[f"bench_n_{suffix}"])
             for _ in range(rounds):
+                for key, value in (await floor(counts["sequential calls"])).items():
+                    figures.setdefault(key, []).append(value)
                 for name, result in (
                         ("sequential calls", _sequential(client, counts["sequential calls"])),
                         ("64 concurrent callers",

@@ -32,14 +32,20 @@ def bench(ctx: click.Context, scale: float, rounds: int, url: str | None,
         figures = run(workloads.run(settings.url, scale=scale, rounds=rounds,
                                     progress=lambda _name: bar.advance(task),
                                     control_exchange=settings.control_exchange), as_json)
+    ratios = workloads.ratios(figures)
     if as_json:
         click.echo(json.dumps({"url": settings.masked()["url"], "scale": scale,
-                               "rounds": rounds, "figures": figures}))
+                               "rounds": rounds, "figures": figures, "ratios": ratios}))
         return
     table = Table(title=f"relaybus bench on {settings.masked()['url']} "
                         f"(median of {rounds}, scale {scale})")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in figures.items():
-        table.add_row(name, f"{value:,.0f}")
+        table.add_row(name, f"{value:,.1f}" if name.endswith("cpu_us") else f"{value:,.0f}")
+    for name, value in ratios.items():
+        table.add_row(name, f"{value:.2f}x")
     Console().print(table)
+    Console().print("floor: the same sequential request/reply on bare asyncio (a queue and a "
+                    "JSON round trip each way) in this process; cpu: this process's CPU time "
+                    "per call, client and server together")
