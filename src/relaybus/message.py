@@ -287,7 +287,8 @@ class Notification(msgspec.Struct, frozen=True):
 
 def format_timestamp(moment: datetime.datetime | None = None) -> str:
     """UTC time as oslo.messaging writes it: ``YYYY-MM-DD HH:MM:SS[.ffffff]``, no zone."""
-    moment = moment or datetime.datetime.now(datetime.UTC)
+    if moment is None:  # already UTC: no conversion
+        return str(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
     return str(moment.astimezone(datetime.UTC).replace(tzinfo=None))
 
 
@@ -321,26 +322,26 @@ def parse_notification(message: Mapping[str, Any]) -> Notification:
     Raises:
         MalformedMessage: a required member is missing, or the priority is unknown.
     """
-    event_type = message.get("event_type")
+    get = message.get
+    event_type = get("event_type")
     if not isinstance(event_type, str):
         raise MalformedMessage("notification has no 'event_type' string")
-    priority = message.get("priority")
+    priority = get("priority")
     if not isinstance(priority, str) or priority.lower() not in PRIORITIES:
         raise MalformedMessage(f"notification has an unknown priority {priority!r}")
-    publisher_id = message.get("publisher_id")
+    publisher_id = get("publisher_id")
     if publisher_id is not None and not isinstance(publisher_id, str):
         raise MalformedMessage("notification 'publisher_id' must be a string or null")
-    message_id = message.get("message_id")
+    message_id = get("message_id")
     if not isinstance(message_id, str):
         raise MalformedMessage("notification has no 'message_id' string")
-    timestamp = message.get("timestamp")
-    unique_id = message.get("_unique_id")
+    timestamp = get("timestamp")
+    unique_id = get("_unique_id")
     return Notification(
-        message_id=message_id, publisher_id=publisher_id, event_type=event_type,
-        priority=priority.lower(), payload=message.get("payload"),
-        timestamp=timestamp if isinstance(timestamp, str) else "",
-        context=extract_context(message),
-        unique_id=unique_id if isinstance(unique_id, str) else None,
+        message_id, publisher_id, event_type, priority.lower(), get("payload"),
+        timestamp if isinstance(timestamp, str) else "",
+        {k[_CUT:]: v for k, v in message.items() if k.startswith(CONTEXT_PREFIX)},
+        unique_id if isinstance(unique_id, str) else None,
     )
 
 

@@ -84,6 +84,8 @@ class Naming:
         self.control_exchange = control_exchange
         self._prefix_part = name_part(prefix)
         self._rpc_subjects: dict[Target, str] = {}  # a client sends to few targets
+        self._notification_subjects: dict[tuple[Target, str], str] = {}
+        self._streams: dict[Target, tuple[str, str]] = {}
 
     def _exchange(self, target: Target) -> str:
         return token(target.exchange or self.control_exchange)
@@ -143,12 +145,27 @@ class Naming:
     # -- notifications ---------------------------------------------------------------
 
     def notification_subject(self, target: Target, priority: str) -> str:
-        assert target.topic is not None
-        return (f"{self.prefix}.{self._exchange(target)}.notify.{token(target.topic)}"
+        key = (target, priority)
+        subject = self._notification_subjects.get(key)
+        if subject is None:
+            assert target.topic is not None
+            if len(self._notification_subjects) >= _CACHE_SIZE:
+                self._notification_subjects.clear()
+            subject = self._notification_subjects[key] = (
+                f"{self.prefix}.{self._exchange(target)}.notify.{token(target.topic)}"
                 f".{token(priority)}")
+        return subject
 
     def stream(self, target: Target) -> tuple[str, str]:
         """The stream (name, subject filter) that keeps the notifications of a topic."""
+        found = self._streams.get(target)
+        if found is None:
+            if len(self._streams) >= _CACHE_SIZE:
+                self._streams.clear()
+            found = self._streams[target] = self._stream(target)
+        return found
+
+    def _stream(self, target: Target) -> tuple[str, str]:
         assert target.topic is not None
         exchange = target.exchange or self.control_exchange
         name = f"{self._prefix_part}_{name_part(exchange)}_{name_part(target.topic)}"
