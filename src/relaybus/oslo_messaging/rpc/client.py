@@ -124,6 +124,9 @@ class _BaseCallContext:
         self.retry = retry
         self.version_cap = version_cap
         self.transport_options = transport_options
+        # the relaybus client each send goes through, made once per timeout (and made anew
+        # when the target's fields, the serializer or the monitor timeout have changed)
+        self._clients: dict[float | None, tuple[Any, ...]] = {}
 
     def can_send_version(self, version: Any = _marker) -> bool:
         """Whether a request at ``version`` (default: the target's) fits version_cap."""
@@ -142,14 +145,24 @@ class _BaseCallContext:
         if self.version_cap and self.target.version \
                 and not _compatible(self.version_cap, self.target.version):
             raise RPCVersionCapError(self.target.version, self.version_cap)
+        t = self.target  # oslo's targets are mutable: the client follows their fields
+        fields = (t.exchange, t.topic, t.namespace, t.version, t.server, t.fanout)
+        made = self._clients.get(timeout)
+        if made is not None and made[0] == fields and made[1] is self.serializer \
+                and made[2] == self.call_monitor_timeout:
+            return made[3]
         try:
             target = to_relaybus(self.target)
         except relaybus.InvalidTarget as exc:
             raise InvalidTarget(str(exc), self.target) from exc
-        return self.transport.bus.rpc_client(
+        client = self.transport.bus.rpc_client(
             target, timeout=timeout, serializer=bridge(self.serializer),
             allowed_remote_exmods=self.transport.allowed_remote_exmods,
             call_monitor_timeout=self.call_monitor_timeout)
+        if len(self._clients) >= 8:  # timeouts vary only as the caller's settings do
+            self._clients.clear()
+        self._clients[timeout] = (fields, self.serializer, self.call_monitor_timeout, client)
+        return client
 
     def _undeliverable(self, exc: relaybus.MessageUndeliverable) -> MessageUndeliverable:
         return MessageUndeliverable(exc, self.target.exchange or self.conf.control_exchange,
