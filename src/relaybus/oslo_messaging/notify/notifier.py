@@ -6,12 +6,11 @@ problem is logged and the service goes on.
 
 from __future__ import annotations
 
-import datetime
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from relaybus.message import format_timestamp, new_message_id
 from relaybus.oslo_messaging import _opts
 from relaybus.oslo_messaging.notify.drivers import Driver, load_driver
 from relaybus.oslo_messaging.serializer import NoOpSerializer
@@ -96,10 +95,9 @@ class Notifier:
     def _notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
         payload = self._serializer.serialize_entity(ctxt, payload)
         ctxt = self._serializer.serialize_context(ctxt)
-        message = {"message_id": str(uuid.uuid4()), "publisher_id": self.publisher_id,
+        message = {"message_id": new_message_id(), "publisher_id": self.publisher_id,
                    "event_type": event_type, "priority": priority, "payload": payload,
-                   "timestamp": str(datetime.datetime.now(datetime.UTC)
-                                    .replace(tzinfo=None))}
+                   "timestamp": format_timestamp()}
         for name, driver in self._drivers:
             try:
                 driver.notify(_sanitize_context(ctxt), message, priority, self.retry)
