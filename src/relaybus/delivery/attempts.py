@@ -51,8 +51,9 @@ class GivenUp(Exception):
 
 
 async def run_with_policy(policy: DeliveryPolicy, run: Callable[[], Awaitable[T]], *,
-                          what: str, target: str,
-                          log_extra: Mapping[str, Any] | None = None,
+                          what: str | Callable[[], str], target: str,
+                          log_extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+                          | None = None,
                           attempt: int = 1, first_failure: str | None = None,
                           later: Later | None = None) -> T:
     """Run ``run()`` until it returns, pausing between failed runs as ``policy`` says.
@@ -60,9 +61,10 @@ async def run_with_policy(policy: DeliveryPolicy, run: Callable[[], Awaitable[T]
     Args:
         policy: attempts, pauses and permanent errors.
         run: one run of the handler.
-        what: the start of the retry log line (``notification handler X failed on E``).
+        what: the start of the retry log line (``notification handler X failed on E``),
+            or a function making it (called only when a run fails: not per message).
         target: the topic counted in the retry metric.
-        log_extra: ids for the log lines.
+        log_extra: ids for the log lines (or a function making them, as ``what``).
         attempt, first_failure: where an earlier delivery left off (a broker-side retry).
         later: hands the next attempt to the broker instead of waiting here; when it
             returns True, :class:`RetryScheduled` is raised.
@@ -92,9 +94,10 @@ async def run_with_policy(policy: DeliveryPolicy, run: Callable[[], Awaitable[T]
             pause = policy.pause(current)
             telemetry.count_delivery("retries", target, type(exc).__name__)
             where = "at the broker" if later is not None else "in process"
-            LOG.warning("%s, attempt %d of %d: %s: %s; retrying in %.2f s (%s)", what,
-                        current, last, type(exc).__name__, exc, pause, where,
-                        extra=dict(log_extra or {}))
+            LOG.warning("%s, attempt %d of %d: %s: %s; retrying in %.2f s (%s)",
+                        what() if callable(what) else what, current, last,
+                        type(exc).__name__, exc, pause, where,
+                        extra=dict((log_extra() if callable(log_extra) else log_extra) or {}))
             if later is not None and await later(pause, current, first):
                 raise RetryScheduled() from exc
             await asyncio.sleep(pause)

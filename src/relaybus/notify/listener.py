@@ -81,10 +81,11 @@ def _payload_type(method: Callable[..., Any]) -> Any:
 class _Handler:
     """One endpoint method for one priority, with its filter and payload type."""
 
-    __slots__ = ("method", "rule", "payload_type")
+    __slots__ = ("method", "name", "payload_type", "rule")
 
     def __init__(self, method: Callable[..., Any], rule: NotificationFilter | None) -> None:
         self.method = method
+        self.name = str(getattr(method, "__qualname__", method))
         self.rule = rule
         self.payload_type = _payload_type(method)
 
@@ -289,7 +290,7 @@ class NotificationListener(_ListenerBase):
                 if handler.rule is not None and not handler.rule.match(
                         ctxt, n.publisher_id, n.event_type, metadata, payload):
                     continue
-                name = str(getattr(handler.method, "__qualname__", handler.method))
+                name = handler.name
                 try:
                     typed_payload = handler.payload(payload)
                 except (msgspec.ValidationError, ValueError, TypeError) as exc:
@@ -321,8 +322,9 @@ class NotificationListener(_ListenerBase):
                                      payload, metadata)
         attempt, first_failure, later = resume_point(self.delivery, incoming)
         return await run_with_policy(
-            self.delivery, run, what=f"notification handler {name} failed on {n.event_type} "
-            f"({n.message_id})", target=self.targets[0].topic or "", log_extra=_ids(n),
+            self.delivery, run, what=lambda: f"notification handler {name} failed on "
+            f"{n.event_type} ({n.message_id})", target=self.targets[0].topic or "",
+            log_extra=lambda: _ids(n),
             attempt=attempt, first_failure=first_failure, later=later)
 
 
