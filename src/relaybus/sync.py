@@ -115,6 +115,9 @@ class _LoopThread:
         return self._finished
 
     def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None and not self._finished:
+            return loop  # running already: no lock for 64 sending threads to queue on
         with self._lock:
             if self._finished:
                 raise RuntimeError("relaybus.sync has shut down: the interpreter is exiting")
@@ -136,9 +139,7 @@ class _LoopThread:
             raise BlockingCallInEventLoop(
                 "a relaybus.sync method was called on the relaybus.sync loop thread (from an "
                 "async def endpoint or callback); it would deadlock: use the async API there")
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if asyncio._get_running_loop() is None:  # the no-raise twin of get_running_loop
             return
         raise BlockingCallInEventLoop(
             "a relaybus.sync method was called from a thread running an event loop; it would "
