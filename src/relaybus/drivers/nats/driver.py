@@ -180,7 +180,7 @@ class NatsDriver(Driver):
             raise MessageUndeliverable(target, "the target has no topic")
         subject = self.naming.rpc_subject(target)
         confirmed = wait_for_reply or self.nats_options.confirm_casts
-        inbox = await self._ensure_inbox() if confirmed else None
+        inbox = (self._inbox or await self._ensure_inbox()) if confirmed else None
         msg_id = new_unique_id() if wait_for_reply else None
         body = self._check(pack(build_request(
             request.method, request.args, request.context, namespace=request.namespace,
@@ -188,8 +188,10 @@ class NatsDriver(Driver):
             reply_q=f"{inbox}.{msg_id}" if msg_id else None,
             call_monitor_timeout=call_monitor_timeout)))
         if inbox is None:
-            with translated(f"casting to {subject}"):
+            try:
                 await client.publish(subject, body)
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                raise translate(exc, f"casting to {subject}") from exc
             return None
         if msg_id is not None:
             return await self._call(target, subject, body, msg_id, inbox, timeout,
@@ -274,8 +276,10 @@ class NatsDriver(Driver):
         self._replies.register(token)
         self._casts.add(token)
         try:
-            with translated(f"sending to {subject}"):
+            try:
                 await self._client().publish(subject, body, reply=f"{inbox}.{token}")
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                raise translate(exc, f"sending to {subject}") from exc
             await self._replies.wait(token, wait)
         except _NoResponders:
             raise MessageUndeliverable(target) from None
