@@ -1,5 +1,5 @@
-"""Firehose benchmark: events/s through the gateway to 100 WebSocket clients, and the latency
-from notify to a browser.
+"""Firehose benchmark: idle subscribers one gateway holds, events/s through the gateway to
+many WebSocket clients, and the latency from notify to a browser, alone and under load.
 
 The gateway runs embedded in this process on ``memory://`` (as ``relaybus demo --console``
 does), so the notifier is here too; every client runs in a process of its own, so its work
@@ -17,18 +17,37 @@ does not compete with the gateway's.
    scripts of its own, once with the web console open (rendering every event too); and the
    same for a Python WebSocket client in another process, for comparison.
 
+3. **Idle subscribers** (``--idle N``, default 10,000). Half WebSocket, half SSE clients
+   (raw sockets: the handshake, the hello, then nothing), held by worker processes; the
+   gateway process's resident memory is read (``/proc/self/status``, after a garbage
+   collection) before and once all are connected, and /stats must count them all: KB per
+   idle subscriber = the difference / N.
+4. **Loaded fan-out** (``--loaded-clients N``, default 1,000). N WebSocket clients in
+   ``--workers`` processes, each taking batched frames (``?batch=1``: several events per
+   frame when a client lags; see docs/protocol/cloudevents.md) and counting events; the
+   notifier sends as fast as it can: deliveries/s = events x N / elapsed. Then, with the N
+   clients still connected, events are sent at ``--loaded-rate`` per second (default 250:
+   250,000 deliveries/s at 1,000 clients) while a browser (or, with --no-browser, a Python
+   client) measures notify-to-arrival latency.
+
 Each workload runs ``--rounds`` times; the table shows medians (latency: the median over
-rounds of each round's p50 / p99).
+rounds of each round's p50 / p99), with the load average at the start (the machine is
+shared: read the figures with it).
 
     python benchmarks/firehose_bench.py [--scale 1.0] [--rounds 3] [--clients 100]
-                                        [--no-browser] [--json]
+                                        [--idle 10000] [--loaded-clients 1000]
+                                        [--workers 2] [--no-browser] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import gc
 import json
+import os
+import resource
 import shutil
 import statistics
 import sys
@@ -50,10 +69,20 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 # -- the client worker (a separate process) ---------------------------------------------
 
+def _raise_open_files() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+BATCH_PREFIX = '{"kind":"events","count":'
+
+
 async def worker(url: str, clients: int, expected: int, mode: str) -> None:
     """Connect ``clients`` WebSockets, say "ready", then report on ``expected`` events."""
     from websockets.asyncio.client import connect
 
+    _raise_open_files()
     sockets = [await connect(url, max_size=None) for _ in range(clients)]
     for websocket in sockets:
         assert json.loads(await websocket.recv())["kind"] == "hello"
@@ -63,15 +92,17 @@ async def worker(url: str, clients: int, expected: int, mode: str) -> None:
         count, dropped, latencies = 0, 0, []
         async for frame in websocket:
             # Cheap: only the frames that need it are parsed (the gateway's frames all
-            # start with their kind), so the clients cost the machine as little as they can.
-            if not frame.startswith('{"kind":"event"'):
-                if frame.startswith('{"kind":"dropped"'):
-                    dropped += json.loads(frame)["count"]
-                continue
-            count += 1
-            if mode == "latency":
-                sent = json.loads(frame)["event"]["data"]["sent_ms"]
-                latencies.append(time.time() * 1000 - sent)
+            # start with their kind, a batch with its count), so the clients cost the
+            # machine as little as they can.
+            if frame.startswith(BATCH_PREFIX):
+                count += int(frame[len(BATCH_PREFIX):frame.index(",", len(BATCH_PREFIX))])
+            elif frame.startswith('{"kind":"event"'):
+                count += 1
+                if mode == "latency":
+                    sent = json.loads(frame)["event"]["data"]["sent_ms"]
+                    latencies.append(time.time() * 1000 - sent)
+            elif frame.startswith('{"kind":"dropped"'):
+                dropped += json.loads(frame)["count"]
             if count + dropped >= expected:
                 return time.monotonic(), dropped, latencies
         raise RuntimeError("the gateway closed the connection")
@@ -83,21 +114,66 @@ async def worker(url: str, clients: int, expected: int, mode: str) -> None:
         await websocket.close()
 
 
+async def idle_worker(port: int, kind: str, count: int) -> None:
+    """Hold ``count`` idle subscribers of ``kind`` (ws or sse) until stdin closes.
+
+    Raw sockets, so the worker costs little: the handshake, the hello's first bytes, then
+    nothing (the kernel keeps what else comes, the SSE keep-alive comments).
+    """
+    _raise_open_files()
+    held: list[asyncio.StreamWriter] = []
+    handshakes = asyncio.Semaphore(100)
+
+    async def one() -> None:
+        async with handshakes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            if kind == "ws":
+                key = base64.b64encode(os.urandom(16)).decode()
+                request = (f"GET /ws?topic=%23 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                expected = b" 101 "
+            else:
+                request = (f"GET /events?topic=%23 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                           "Accept: text/event-stream\r\n\r\n")
+                expected = b" 200 "
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            if expected not in head.split(b"\r\n", 1)[0]:
+                raise RuntimeError(f"{kind}: {head.splitlines()[0]!r}")
+            await reader.read(1)  # the hello is on its way: subscribed
+            held.append(writer)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    print("ready", len(held), flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    for writer in held:
+        writer.close()
+
+
 async def _start_worker(url: str, clients: int, expected: int,
                         mode: str) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--worker", url, str(clients), str(expected), mode,
         stdout=asyncio.subprocess.PIPE)
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 60)
+    line = await asyncio.wait_for(process.stdout.readline(), 120)
     if line.strip() != b"ready":
         raise RuntimeError(f"the client worker did not start: {line!r}")
     return process
 
 
+async def _start_workers(url: str, clients: int, expected: int, mode: str,
+                         workers: int) -> list[asyncio.subprocess.Process]:
+    shares = [clients // workers + (1 if i < clients % workers else 0)
+              for i in range(workers)]
+    return list(await asyncio.gather(*(_start_worker(url, share, expected, mode)
+                                       for share in shares if share)))
+
+
 async def _worker_result(process: asyncio.subprocess.Process) -> dict[str, Any]:
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 120)
+    line = await asyncio.wait_for(process.stdout.readline(), 900)
     await process.wait()
     return json.loads(line)
 
@@ -123,6 +199,63 @@ async def fan_out(events: int, clients: int, round_: int) -> dict[str, float]:
             "dropped": result["dropped"]}
 
 
+def _rss_kb() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+async def idle(subscribers: int, round_: int) -> dict[str, float]:
+    """KB of the gateway process per idle subscriber (half WebSocket, half SSE)."""
+    async with await relaybus.connect(f"memory://firehose-idle-{round_}",
+                                      control_exchange="bench") as bus:
+        gateway = Gateway(bus, GatewayOptions(http="127.0.0.1:0",
+                                              max_connections=subscribers + 100))
+        async with gateway.running():
+            # Warm up: one of each, so what is loaded once is not counted per subscriber.
+            warm = await _hold(gateway.port, {"ws": 1, "sse": 1})
+            await _release(warm)
+            gc.collect()
+            before = _rss_kb()
+            started = time.monotonic()
+            half = subscribers // 2
+            workers = await _hold(gateway.port, {"ws": half, "sse": subscribers - half})
+            connect_s = time.monotonic() - started
+            gc.collect()
+            after = _rss_kb()
+            clients = gateway.stats()["clients"]
+            await _release(workers)
+    if clients != subscribers:
+        raise RuntimeError(f"the gateway counts {clients} clients, not {subscribers}")
+    return {"kb_per_subscriber": (after - before) / subscribers,
+            "rss_mb": after / 1024, "connect_s": connect_s}
+
+
+async def _hold(port: int, counts: dict[str, int]) -> list[asyncio.subprocess.Process]:
+    """Idle subscribers in worker processes (at most 2,500 each), once all are connected."""
+    processes = []
+    for kind, count in counts.items():
+        for share in [2500] * (count // 2500) + ([count % 2500] if count % 2500 else []):
+            processes.append(await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--idle-worker", str(port), kind, str(share),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
+    for process in processes:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 300)
+        if not line.startswith(b"ready"):
+            raise RuntimeError(f"an idle worker did not start: {line!r}")
+    return processes
+
+
+async def _release(processes: list[asyncio.subprocess.Process]) -> None:
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.close()
+    await asyncio.gather(*(process.wait() for process in processes))
+
+
 def _percentiles(values: list[float]) -> tuple[float, float]:
     ordered = sorted(values)
     return (statistics.median(ordered),
@@ -133,6 +266,71 @@ async def _paced(notifier: relaybus.Notifier, count: int) -> None:
     for i in range(count):
         await notifier.info({}, "bench.latency", {"i": i, "sent_ms": time.time() * 1000})
         await asyncio.sleep(LATENCY_GAP)  # one at a time: latency, not queueing
+
+
+async def loaded(events: int, clients: int, workers: int, rate: float, samples: int,
+                 driver: Any, round_: int) -> dict[str, float]:
+    """Deliveries/s to ``clients`` batching WebSocket clients; then latency at ``rate``."""
+    async with await relaybus.connect(f"memory://firehose-loaded-{round_}",
+                                      control_exchange="bench") as bus:
+        gateway = Gateway(bus, GatewayOptions(http="127.0.0.1:0", client_queue=events,
+                                              replay_events=events,
+                                              max_connections=clients + 100))
+        async with gateway.running():
+            url = f"ws://127.0.0.1:{gateway.port}/ws?topic=%23&batch=1"
+            notifier = bus.notifier("bench.host1", topics=["notifications"])
+            processes = await _start_workers(url, clients, events, "count", workers)
+            started, cpu = time.monotonic(), time.process_time()
+            for i in range(events):
+                await notifier.info({}, "bench.fanout", {"i": i, "pad": PAD})
+            results = [await _worker_result(process) for process in processes]
+            elapsed = max(r["last"] for r in results) - started
+            cpu = time.process_time() - cpu
+            figures = {"deliveries_s": events * clients / elapsed,
+                       "deliveries_cpu_s": events * clients / cpu,
+                       "dropped": sum(r["dropped"] for r in results)}
+            # The same clients, now at a steady rate, and one more that measures.
+            processes = await _start_workers(url, clients, samples, "count", workers)
+            if driver is not None:
+                await asyncio.to_thread(driver.get, gateway.url + "healthz")
+                ok = await asyncio.to_thread(driver.execute_async_script, BROWSER_CLIENT,
+                                             f"ws://127.0.0.1:{gateway.port}/ws?topic=%23")
+                if not ok:
+                    raise RuntimeError("the browser could not open the WebSocket")
+            else:
+                meter = await _start_worker(f"ws://127.0.0.1:{gateway.port}/ws", 1, samples,
+                                            "latency")
+            await _at_rate(notifier, samples, rate)
+            for process in processes:
+                await _worker_result(process)
+            if driver is not None:
+                latencies = await _browser_latencies(driver, samples)
+            else:
+                latencies = (await _worker_result(meter))["latencies"]
+    figures["p50_ms"], figures["p99_ms"] = _percentiles(latencies)
+    return figures
+
+
+async def _at_rate(notifier: relaybus.Notifier, count: int, rate: float) -> None:
+    """``count`` events at ``rate`` per second (on schedule: a late one is not made up
+    for by a burst beyond the next few)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(count):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await notifier.info({}, "bench.latency", {"i": i, "sent_ms": time.time() * 1000})
+
+
+async def _browser_latencies(driver: Any, count: int) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.monotonic() + 60
+    while len(latencies) < count and time.monotonic() < deadline:
+        latencies = await asyncio.to_thread(driver.execute_script, "return window.latencies;")
+    if len(latencies) < count:
+        raise RuntimeError(f"the browser got {len(latencies)} of {count} events")
+    return latencies
 
 
 async def python_latency(count: int, round_: int) -> tuple[float, float]:
@@ -180,13 +378,7 @@ async def browser_latency(driver: Any, count: int, round_: int,
             if not ok:
                 raise RuntimeError("the browser could not open the WebSocket")
             await _paced(bus.notifier("bench.host1", topics=["notifications"]), count)
-            latencies: list[float] = []
-            deadline = time.monotonic() + 60
-            while len(latencies) < count and time.monotonic() < deadline:
-                latencies = await asyncio.to_thread(driver.execute_script,
-                                                    "return window.latencies;")
-            if len(latencies) < count:
-                raise RuntimeError(f"the browser got {len(latencies)} of {count} events")
+            latencies = await _browser_latencies(driver, count)
     return _percentiles(latencies)
 
 
@@ -206,16 +398,27 @@ def _chromium() -> Any:
     return webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
 
 
-async def main(scale: float, rounds: int, clients: int, browser: bool) -> dict[str, float]:
+async def main(scale: float, rounds: int, clients: int, browser: bool, idle_n: int,
+               loaded_clients: int, workers: int, rate: float) -> dict[str, float]:
     events = max(50, int(5000 * scale))
     samples = max(20, int(300 * scale))
     fan: list[dict[str, float]] = []
     python: list[tuple[float, float]] = []
     chromium: list[tuple[float, float]] = []
     console: list[tuple[float, float]] = []
+    idles: list[dict[str, float]] = []
+    loads: list[dict[str, float]] = []
+    load_average = os.getloadavg()[0]
     driver = _chromium() if browser else None
     try:
         for round_ in range(rounds):
+            if idle_n:
+                idles.append(await idle(idle_n, round_))
+            if loaded_clients:
+                loads.append(await loaded(max(20, int(1000 * scale)), loaded_clients,
+                                          workers, rate, samples, driver, round_))
+            if not clients:
+                continue
             fan.append(await fan_out(events, clients, round_))
             python.append(await python_latency(samples, round_))
             if driver is not None:
@@ -224,7 +427,28 @@ async def main(scale: float, rounds: int, clients: int, browser: bool) -> dict[s
     finally:
         if driver is not None:
             await asyncio.to_thread(driver.quit)
-    figures = {
+    figures: dict[str, float] = {"load average (1 min) at start": load_average}
+    if idles:
+        figures[f"{idle_n} idle subscribers: KB each"] = statistics.median(
+            i["kb_per_subscriber"] for i in idles)
+        figures[f"{idle_n} idle subscribers: gateway RSS MB"] = statistics.median(
+            i["rss_mb"] for i in idles)
+        figures[f"{idle_n} idle subscribers: connect s"] = statistics.median(
+            i["connect_s"] for i in idles)
+    if loads:
+        prefix = f"{loaded_clients} batching ws clients"
+        figures[f"{prefix} deliveries_s"] = statistics.median(f["deliveries_s"] for f in loads)
+        figures[f"{prefix} deliveries per gateway CPU second"] = statistics.median(
+            f["deliveries_cpu_s"] for f in loads)
+        figures[f"{prefix} dropped"] = sum(f["dropped"] for f in loads)
+        who = "browser" if driver is not None else "python ws"
+        figures[f"{prefix}, {rate:g} events/s: {who} latency p50_ms"] = statistics.median(
+            f["p50_ms"] for f in loads)
+        figures[f"{prefix}, {rate:g} events/s: {who} latency p99_ms"] = statistics.median(
+            f["p99_ms"] for f in loads)
+    if not fan:
+        return figures
+    figures |= {
         f"{clients} ws clients events_s": statistics.median(f["events_s"] for f in fan),
         f"{clients} ws clients deliveries_s": statistics.median(f["deliveries_s"] for f in fan),
         f"{clients} ws clients dropped": sum(f["dropped"] for f in fan),
@@ -259,14 +483,28 @@ if __name__ == "__main__":
         url, clients, expected, mode = sys.argv[2:6]
         asyncio.run(worker(url, int(clients), int(expected), mode))
         sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--idle-worker":
+        port, kind, count = sys.argv[2:5]
+        asyncio.run(idle_worker(int(port), kind, int(count)))
+        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=100,
+                        help="clients of the plain fan-out (0: skip it and the latencies)")
+    parser.add_argument("--idle", type=int, default=10_000,
+                        help="idle subscribers to hold (0: skip)")
+    parser.add_argument("--loaded-clients", type=int, default=1000,
+                        help="clients of the loaded fan-out (0: skip)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="client processes of the loaded fan-out")
+    parser.add_argument("--loaded-rate", type=float, default=250.0,
+                        help="events/s while measuring latency under load")
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    result = asyncio.run(main(args.scale, args.rounds, args.clients, not args.no_browser))
+    result = asyncio.run(main(args.scale, args.rounds, args.clients, not args.no_browser,
+                              args.idle, args.loaded_clients, args.workers, args.loaded_rate))
     if args.json:
         print(json.dumps(result))
     else:

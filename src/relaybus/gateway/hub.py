@@ -15,7 +15,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from relaybus.gateway.events import Event
 from relaybus.gateway.replay import ReplayBuffer
@@ -58,6 +58,11 @@ Item = Event | Gap | Dropped
 
 DEFAULT_CLIENT_BYTES = 4 * 1024 * 1024
 HISTORY_BATCH = 256  # events read from the log ahead of what a resuming client took
+# Waking writers: at once when one was woken last time; when more were, after a pause of
+# LINGER_PER_WAKE for each (at most MAX_LINGER), so the events of that pause go out together
+# (one write, one batched frame) instead of one wake-up and one write per event per client.
+LINGER_PER_WAKE = 20e-6
+MAX_LINGER = 0.02
 
 
 class History(Protocol):
@@ -92,7 +97,8 @@ class Subscriber:
     """
 
     def __init__(self, name: str, filters: FilterSet, max_queue: int, backlog: list[Item],
-                 counters: Counters, max_bytes: int = DEFAULT_CLIENT_BYTES) -> None:
+                 counters: Counters, max_bytes: int = DEFAULT_CLIENT_BYTES,
+                 waker: Callable[[Subscriber], None] | None = None) -> None:
         self.name = name
         self.filters = filters
         self.max_queue = max_queue
@@ -101,6 +107,10 @@ class Subscriber:
         self._backlog = collections.deque(backlog)
         self._queue: collections.deque[Event] = collections.deque()
         self._wakeup = asyncio.Event()
+        # Live events wake the writer through ``waker`` (the hub's, which wakes many
+        # writers at once, after a pause when busy); everything else wakes it at once.
+        self._waker = waker or Subscriber.wake
+        self._marked = False
         self._counters = counters
         self.dropped_total = 0
         self._dropped_unreported = 0
@@ -125,14 +135,22 @@ class Subscriber:
         if self.closed or not self.filters.matches(event.topic, event.levels) \
                 or (event.offset is not None and event.offset <= self.floor):
             return
-        while self._queue and (len(self._queue) >= self.max_queue
-                               or self.queued_bytes + event.size > self.max_bytes):
-            self.queued_bytes -= self._queue.popleft().size
+        queue, size = self._queue, len(event.json)
+        while queue and (len(queue) >= self.max_queue
+                         or self.queued_bytes + size > self.max_bytes):
+            self.queued_bytes -= len(queue.popleft().json)
             self.dropped_total += 1
             self._dropped_unreported += 1
             self._counters.dropped += 1
-        self._queue.append(event)
-        self.queued_bytes += event.size
+        queue.append(event)
+        self.queued_bytes += size
+        if not self._marked:
+            self._marked = True
+            self._waker(self)
+
+    def wake(self) -> None:
+        """Let the writer take what is waiting."""
+        self._marked = False
         self._wakeup.set()
 
     @property
@@ -213,9 +231,17 @@ class Subscriber:
                 self._dropped_unreported = 0
                 return [report]
             if self._queue:
-                events = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
-                self.queued_bytes -= sum(event.size for event in events)
-                return self._count(list(events))
+                queue = self._queue
+                if len(queue) <= limit:  # the usual case: all of it
+                    events = list(queue)
+                    queue.clear()
+                    self.queued_bytes = 0
+                else:
+                    events = [queue.popleft() for _ in range(limit)]
+                    self.queued_bytes -= sum(len(event.json) for event in events)
+                self.sent += len(events)
+                self._counters.events_out += len(events)
+                return cast(list[Item], events)  # a list of events is a list of items
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -253,6 +279,9 @@ class Hub:
         self._closed = False
         self.history = history
         self.last_offset: int | None = None  # the newest log offset ingested
+        self._marked: list[Subscriber] = []  # writers to wake at the next flush
+        self._flush_handle: asyncio.Handle | None = None
+        self._linger = 0.0
 
     @property
     def subscribers(self) -> frozenset[Subscriber]:
@@ -341,7 +370,32 @@ class Hub:
             self.history.catch_up(subscriber, offset)
         return subscriber
 
+    def _mark(self, subscriber: Subscriber) -> None:
+        """Wake ``subscriber``'s writer at the next flush (see LINGER_PER_WAKE)."""
+        self._marked.append(subscriber)
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): nobody waits, wake now
+            self._flush()
+            return
+        # After waking many, wait: the writers' pass takes one long loop iteration, so
+        # waking again at once would wake them for each event; the pause lets the events
+        # that come meanwhile go out together.
+        self._flush_handle = (loop.call_later(self._linger, self._flush) if self._linger
+                              else loop.call_soon(self._flush))
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        marked, self._marked = self._marked, []
+        for subscriber in marked:
+            subscriber.wake()
+        self._linger = min(MAX_LINGER, len(marked) * LINGER_PER_WAKE) if len(marked) > 1 \
+            else 0.0
+
     def _register(self, subscriber: Subscriber) -> Subscriber:
+        subscriber._waker = self._mark
         if self._closed:
             subscriber.close()
         else:
@@ -355,6 +409,9 @@ class Hub:
     def close(self) -> None:
         """End every subscriber's stream (the gateway is stopping); idempotent."""
         self._closed = True
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush()
         for subscriber in list(self._subscribers):
             self.unsubscribe(subscriber)
 
