@@ -61,8 +61,8 @@ HISTORY_BATCH = 256  # events read from the log ahead of what a resuming client 
 # Waking writers: at once when one was woken last time; when more were, after a pause of
 # LINGER_PER_WAKE for each (at most MAX_LINGER), so the events of that pause go out together
 # (one write, one batched frame) instead of one wake-up and one write per event per client.
-LINGER_PER_WAKE = 20e-6
-MAX_LINGER = 0.02
+LINGER_PER_WAKE = 10e-6
+MAX_LINGER = 0.01
 
 
 class History(Protocol):
