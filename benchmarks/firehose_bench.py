@@ -25,10 +25,11 @@ does not compete with the gateway's.
 4. **Loaded fan-out** (``--loaded-clients N``, default 1,000). N WebSocket clients in
    ``--workers`` processes, each taking batched frames (``?batch=1``: several events per
    frame when a client lags; see docs/protocol/cloudevents.md) and counting events; the
-   notifier sends as fast as it can: deliveries/s = events x N / elapsed. Then, with the N
-   clients still connected, events are sent at ``--loaded-rate`` per second (default 250:
-   250,000 deliveries/s at 1,000 clients) while a browser (or, with --no-browser, a Python
-   client) measures notify-to-arrival latency.
+   notifier sends as fast as it can: deliveries/s = events x N / elapsed. Then, to N other
+   subscribers (batching WebSocket clients that read and discard every 50 ms, as clients
+   on other machines would cost this one little), events are sent at ``--loaded-rate`` per
+   second (default 250: 250,000 deliveries/s at 1,000 clients) while a browser (or, with
+   --no-browser, a Python client) measures notify-to-arrival latency.
 
 Each workload runs ``--rounds`` times; the table shows medians (latency: the median over
 rounds of each round's p50 / p99), with the load average at the start (the machine is
@@ -44,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gc
 import json
 import os
@@ -151,6 +153,43 @@ async def idle_worker(port: int, kind: str, count: int) -> None:
         writer.close()
 
 
+def drain_worker(port: int, count: int) -> None:
+    """Hold ``count`` batching WebSocket subscribers that read and discard, until stdin
+    closes: the load of clients on other machines, at little cost to this one (every 50 ms
+    one pass over the sockets with data, no frame parsing)."""
+    import select
+    import socket
+
+    _raise_open_files()
+    poller = select.epoll()
+    sockets = {}
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /ws?topic=%23&batch=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                      ).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"ws: {head.splitlines()[0]!r}")
+        sock.setblocking(False)
+        sockets[sock.fileno()] = sock
+        poller.register(sock, select.EPOLLIN)
+    poller.register(sys.stdin, select.EPOLLIN)
+    print("ready", flush=True)
+    while True:
+        for fd, _ in poller.poll(1.0):
+            if fd not in sockets:
+                return  # stdin closed: done
+            with contextlib.suppress(BlockingIOError):
+                while sockets[fd].recv(1 << 20):
+                    pass
+        time.sleep(0.05)
+
+
 async def _start_worker(url: str, clients: int, expected: int,
                         mode: str) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
@@ -249,6 +288,22 @@ async def _hold(port: int, counts: dict[str, int]) -> list[asyncio.subprocess.Pr
     return processes
 
 
+async def _hold_draining(port: int, clients: int,
+                         workers: int) -> list[asyncio.subprocess.Process]:
+    processes = []
+    for share in [clients // workers + (1 if i < clients % workers else 0)
+                  for i in range(workers)]:
+        processes.append(await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--drain-worker", str(port), str(share),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
+    for process in processes:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 300)
+        if not line.startswith(b"ready"):
+            raise RuntimeError(f"a draining worker did not start: {line!r}")
+    return processes
+
+
 async def _release(processes: list[asyncio.subprocess.Process]) -> None:
     for process in processes:
         assert process.stdin is not None
@@ -289,8 +344,10 @@ async def loaded(events: int, clients: int, workers: int, rate: float, samples: 
             figures = {"deliveries_s": events * clients / elapsed,
                        "deliveries_cpu_s": events * clients / cpu,
                        "dropped": sum(r["dropped"] for r in results)}
-            # The same clients, now at a steady rate, and one more that measures.
-            processes = await _start_workers(url, clients, samples, "count", workers)
+            # Now at a steady rate, to clients that only read (as if on other machines;
+            # parsing every frame here would take the CPU the gateway and browser need),
+            # and one more that measures.
+            processes = await _hold_draining(gateway.port, clients, workers)
             if driver is not None:
                 await asyncio.to_thread(driver.get, gateway.url + "healthz")
                 ok = await asyncio.to_thread(driver.execute_async_script, BROWSER_CLIENT,
@@ -301,12 +358,11 @@ async def loaded(events: int, clients: int, workers: int, rate: float, samples: 
                 meter = await _start_worker(f"ws://127.0.0.1:{gateway.port}/ws", 1, samples,
                                             "latency")
             await _at_rate(notifier, samples, rate)
-            for process in processes:
-                await _worker_result(process)
             if driver is not None:
                 latencies = await _browser_latencies(driver, samples)
             else:
                 latencies = (await _worker_result(meter))["latencies"]
+            await _release(processes)
     figures["p50_ms"], figures["p99_ms"] = _percentiles(latencies)
     return figures
 
@@ -482,6 +538,9 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         url, clients, expected, mode = sys.argv[2:6]
         asyncio.run(worker(url, int(clients), int(expected), mode))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--drain-worker":
+        drain_worker(int(sys.argv[2]), int(sys.argv[3]))
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--idle-worker":
         port, kind, count = sys.argv[2:5]
