@@ -10,7 +10,7 @@ from firehose_support import WAIT, GatewayProcess, event, ws_client, ws_events
 
 from relaybus.gateway.events import Event
 from relaybus.gateway.hub import Dropped, Gap
-from relaybus.gateway.web import ws_batched
+from relaybus.gateway.web import _FrameCache, text_frame, ws_batched
 
 
 def _event(n: int) -> Event:
@@ -23,6 +23,18 @@ def test_runs_of_events_share_a_frame_and_control_frames_keep_their_place() -> N
     assert [f["kind"] for f in frames] == ["gap", "events", "dropped", "event"]
     assert frames[1]["count"] == 3 and [e["n"] for e in frames[1]["events"]] == [1, 2, 3]
     assert frames[3]["event"]["n"] == 6
+
+
+def test_frames_are_shared_by_event_not_by_position() -> None:
+    # Events read back from the log for one client all have hub seq 0: each must still
+    # get its own frame.
+    cache = _FrameCache()
+    one, two = Event(0, "a", "nova/x", "t", b'{"id":"a"}'), Event(0, "b", "nova/x", "t",
+                                                                  b'{"id":"b"}')
+    assert cache.frames([one], True) == [text_frame(one.ws_frame.encode())]
+    assert cache.frames([two], True) == [text_frame(two.ws_frame.encode())]
+    assert cache.frames([one, two], True) != cache.frames([two, one], True)
+    assert text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"
 
 
 async def test_a_resuming_batch_client_gets_its_backlog_in_one_frame(

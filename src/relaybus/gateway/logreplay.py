@@ -137,6 +137,8 @@ class LogReplay:
                         replayed = 0 if last is None else max(0, last - record.offset + 1)
                         subscriber.add_history(Gap(str(since), replayed, str(record.offset)))
                     first = False
+                    if record.offset <= subscriber.floor:
+                        continue  # given already (a reader that restarted may repeat one)
                     if self._met_live(subscriber, record.offset):
                         break
                     event = self.event(record)

@@ -316,13 +316,15 @@ class _FrameCache:
 
     def __init__(self, size: int = 512) -> None:
         self._size = size
-        self._frames: dict[tuple[bool, tuple[int, ...]], list[bytes]] = {}
+        self._frames: dict[tuple[bool, tuple[str, ...]], list[bytes]] = {}
 
     def frames(self, batch: list[Item], batched: bool) -> list[bytes]:
         if not all(isinstance(item, Event) for item in batch):  # control frames: rare
             texts = ws_batched(batch) if batched else map(_ws, batch)
             return [text_frame(text.encode()) for text in texts]
-        key = (batched, tuple(item.seq for item in batch))  # type: ignore[union-attr]
+        # An event's cursor names it (its log offset, else its id): events read back from
+        # the log for one client are other objects than the live ones, with no hub seq.
+        key = (batched, tuple(item.cursor for item in batch))  # type: ignore[union-attr]
         frames = self._frames.get(key)
         if frames is None:
             if len(self._frames) >= self._size:
