@@ -81,7 +81,7 @@ LOG = logging.getLogger(__name__)
 
 PLAIN_PROPERTIES = codec.message_properties()
 RESTORE_SLACK = 2.0  # seconds a peer may take, once reconnected, to declare its queues
-_ROUTES_KEPT = 1024  # notification routes remembered (exchange, topic, priority); then anew
+_ROUTES_KEPT = 1024  # cast and notification routes remembered (then found anew)
 
 
 class RabbitDriver(Driver):
@@ -107,6 +107,9 @@ class RabbitDriver(Driver):
         self._reply_starting: asyncio.Future[ReplyConsumer] | None = None
         self._subscriptions: set[QueueConsumer] = set()
         self._call_properties: dict[float | None, bytes] = {}
+        # (exchange, topic, server, fanout) -> (publisher kind, exchange, key, what it needs)
+        self._cast_routes: dict[tuple[str, str, str | None, bool],
+                                tuple[str, str, str, ExchangeSpec]] = {}
         # (exchange, topic, priority) -> (routing key, the default pool's queue)
         self._notification_routes: dict[tuple[str, str, str], tuple[str, QueueSpec]] = {}
         ttl = self.rabbit_options.rpc_message_ttl
@@ -208,18 +211,25 @@ class RabbitDriver(Driver):
                                 namespace=request.namespace, version=request.version)
         body = self.check_size(pack(message))
         assert target.topic is not None
-        send_timeout = self.rabbit_options.send_timeout
-        if target.fanout:
-            requires = self._topology.fanout_exchange(target.topic)
-            kind, (exchange, key) = FANOUT, (requires.name, "")
-        else:
-            requires = self._topology.control_exchange(exchange)
-            kind, (exchange, key) = "confirm", rpc_route(exchange, target.topic,
-                                                          target.server, False)
-        await publisher.publish_confirmed(exchange, key, body, self._cast_properties,
+        route = self._cast_routes.get((exchange, target.topic, target.server, target.fanout))
+        if route is None:
+            if len(self._cast_routes) >= _ROUTES_KEPT:
+                self._cast_routes.clear()
+            requires: ExchangeSpec
+            if target.fanout:
+                requires = self._topology.fanout_exchange(target.topic)
+                route = (FANOUT, requires.name, "", requires)
+            else:
+                requires = self._topology.control_exchange(exchange)
+                route = ("confirm", *rpc_route(exchange, target.topic, target.server, False),
+                         requires)
+            self._cast_routes[exchange, target.topic, target.server, target.fanout] = route
+        kind, route_exchange, key, requires = route
+        await publisher.publish_confirmed(route_exchange, key, body, self._cast_properties,
                                           mandatory=True, unique_id=message["_unique_id"],
-                                          target=target, timeout=send_timeout, kind=kind,
-                                          requires=requires)
+                                          target=target,
+                                          timeout=self.rabbit_options.send_timeout,
+                                          kind=kind, requires=requires)
 
     max_delay = MAX_DELAY
 
