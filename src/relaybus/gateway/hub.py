@@ -57,6 +57,7 @@ class Dropped:
 Item = Event | Gap | Dropped
 
 DEFAULT_CLIENT_BYTES = 4 * 1024 * 1024
+DIRECT_LIMIT = 256  # the most events wake() hands to a writer's direct path at once
 HISTORY_BATCH = 256  # events read from the log ahead of what a resuming client took
 # Waking writers: at once when one was woken last time; when more were, after a pause of
 # LINGER_PER_WAKE for each (at most MAX_LINGER), so the events of that pause go out together
@@ -111,6 +112,10 @@ class Subscriber:
         # writers at once, after a pause when busy); everything else wakes it at once.
         self._waker = waker or Subscriber.wake
         self._marked = False
+        self._waiting = False  # the writer waits in take()
+        # Writes a batch of live events at once, without blocking, if it can (returns
+        # whether it did); set by a writer that can (see wake()).
+        self.direct: Callable[[list[Item]], bool] | None = None
         self._counters = counters
         self.dropped_total = 0
         self._dropped_unreported = 0
@@ -147,11 +152,6 @@ class Subscriber:
         if not self._marked:
             self._marked = True
             self._waker(self)
-
-    def wake(self) -> None:
-        """Let the writer take what is waiting."""
-        self._marked = False
-        self._wakeup.set()
 
     @property
     def held(self) -> bool:
@@ -243,7 +243,29 @@ class Subscriber:
                 self._counters.events_out += len(events)
                 return cast(list[Item], events)  # a list of events is a list of items
             self._wakeup.clear()
-            await self._wakeup.wait()
+            self._waiting = True
+            try:
+                await self._wakeup.wait()
+            finally:
+                self._waiting = False
+
+    def wake(self) -> None:
+        """Let the writer take what is waiting: written at once by ``direct`` when the
+        writer waits idle with only live events to send and ``direct`` can write now (no
+        task switch per client), else by waking the writer."""
+        self._marked = False
+        direct = self.direct
+        if direct is not None and self._waiting and self._queue and not self._backlog \
+                and not self._held and not self._dropped_unreported \
+                and len(self._queue) <= DIRECT_LIMIT:
+            events = list(self._queue)
+            if direct(cast(list[Item], events)):
+                self._queue.clear()
+                self.queued_bytes = 0
+                self.sent += len(events)
+                self._counters.events_out += len(events)
+                return
+        self._wakeup.set()
 
     def _count(self, batch: list[Item]) -> list[Item]:
         events = sum(1 for item in batch if isinstance(item, Event))

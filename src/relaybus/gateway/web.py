@@ -426,6 +426,17 @@ class _WebSocketStream:
     async def _write(self, subscriber: Subscriber, websocket: WebSocket,
                      batched: bool = False) -> None:
         server = _server_protocol(websocket)
+        if server is not None:
+            frames = self._frames
+
+            def direct(events: list[Item]) -> bool:
+                if server.disconnected or not server.writable.is_set():
+                    return False  # the writer deals with it, under the write timeout
+                for frame in frames.frames(events, batched):
+                    server.transport.write(frame)
+                return True
+
+            subscriber.direct = direct
         while batch := await subscriber.take():
             if server is None:
                 for text in (ws_batched(batch) if batched else map(_ws, batch)):
