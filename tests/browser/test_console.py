@@ -137,7 +137,8 @@ def _notify(url: str, exchange: str, types: list[str]) -> None:
 
 @pytest.fixture
 def rabbit_pool() -> Iterator[str]:
-    """A gateway pool of this test's own on RabbitMQ, its queue deleted afterwards."""
+    """A gateway pool of this test's own on RabbitMQ, its queue and the gateway's replay log
+    (a stream, ``<pool>.replay``) deleted afterwards."""
     require_broker(*RABBIT)
     pool = f"firehose-browser-{uuid.uuid4().hex[:8]}"
     yield pool
@@ -149,6 +150,7 @@ def rabbit_pool() -> Iterator[str]:
         connection = await aiormq.connect("amqp://guest:guest@127.0.0.1:5672/")
         channel = await connection.channel()
         await channel.queue_delete(pool)
+        await channel.queue_delete(f"{pool}.replay")
         await connection.close()
 
     asyncio.run(delete())

@@ -178,6 +178,7 @@ async def _too_long(figures: Figures, mosquitto: Mosquitto, exchange: str) -> No
         connection = await aiormq.connect(RABBIT_URL.replace("rabbit://", "amqp://"))
         channel = await connection.channel()
         await channel.queue_delete(pool)
+        await channel.queue_delete(f"{pool}.replay")  # the gateway's replay log (a stream)
         await connection.close()
 
 
