@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import datetime
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,10 +58,44 @@ def decode_json(data: bytes | str) -> Any:
         raise MalformedMessage("message is nested too deeply to decode") from None
 
 
+class _RandomHex(threading.local):
+    """Each thread's stock of random hex digits, from the OS's CSPRNG 4 KiB at a time.
+
+    ``os.urandom`` is a system call that releases the GIL: one per id made every sending
+    thread give the interpreter away, and wait to get it back, per message (with 64
+    threads sending, that wait was a large part of a notification's cost). The stock is
+    per thread, so no lock, and emptied in a forked child, so no id repeats across a fork.
+    """
+
+    digits = ""
+    used = 0
+
+
+_random_hex = _RandomHex()
+_STOCK = 4096  # bytes of randomness fetched at once: 256 ids
+
+
+def _forget_random_hex() -> None:
+    _random_hex.digits, _random_hex.used = "", 0
+
+
+os.register_at_fork(after_in_child=_forget_random_hex)
+
+
+def _hex32() -> str:
+    """32 random lower-case hex digits (128 bits from the OS's CSPRNG)."""
+    stock = _random_hex
+    used = stock.used
+    if used + 32 > len(stock.digits):
+        stock.digits, used = os.urandom(_STOCK).hex(), 0
+    stock.used = used + 32
+    return stock.digits[used:used + 32]
+
+
 def new_unique_id() -> str:
     """A fresh id: 32 lower-case hex digits, 128 random bits (as unique as a UUID4's hex,
-    which oslo.messaging sends; four times cheaper than ``uuid.uuid4().hex``)."""
-    return os.urandom(16).hex()
+    which oslo.messaging sends; far cheaper than ``uuid.uuid4().hex``)."""
+    return _hex32()
 
 
 _VARIANT = "89ab" * 4  # the RFC 4122 variant nibble for each value of a random nibble
@@ -69,7 +104,7 @@ _VARIANT = "89ab" * 4  # the RFC 4122 variant nibble for each value of a random 
 def new_message_id() -> str:
     """A fresh random UUID4 in its canonical text form, as ``str(uuid.uuid4())`` gives
     (notification ``message_id``), without building a ``uuid.UUID``."""
-    h = os.urandom(16).hex()
+    h = _hex32()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
 
 
