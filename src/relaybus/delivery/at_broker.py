@@ -10,8 +10,17 @@ notification was sent).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
-from relaybus.delivery.attempts import ATTEMPT_KEY, FIRST_FAILURE_KEY, Later
+from relaybus import telemetry
+from relaybus.delivery.attempts import (
+    ATTEMPT_KEY,
+    FIRST_FAILURE_KEY,
+    DeliveriesExceeded,
+    GivenUp,
+    Later,
+)
+from relaybus.delivery.letters import utc_now
 from relaybus.delivery.policy import DeliveryPolicy
 from relaybus.errors import MessagingError
 from relaybus.transport.base import IncomingNotification
@@ -50,3 +59,48 @@ def resume_point(policy: DeliveryPolicy,
             return False
 
     return attempt, first, later
+
+
+def overdue(policy: DeliveryPolicy, incoming: IncomingNotification) -> GivenUp | None:
+    """Why ``incoming`` must be dead-lettered without running: the broker delivered it
+    more often than the policy's attempts (earlier runs never finished); else None."""
+    attempt, first, _ = resume_point(policy, incoming)
+    if attempt <= policy.attempts:
+        return None
+    now = utc_now()
+    return GivenUp(DeliveriesExceeded(
+        f"delivered {attempt} times, over the policy's {policy.attempts} attempt(s); "
+        f"earlier runs did not finish (did one end the process?)"),
+        attempt - 1, first or now, now, permanent=True)
+
+
+async def settle_each(policy: DeliveryPolicy, failure: Exception,
+                      incomings: Sequence[IncomingNotification], *,
+                      give_up: Callable[[IncomingNotification, GivenUp], Awaitable[None]],
+                      what: str, target: str) -> tuple[list[IncomingNotification],
+                                                       list[IncomingNotification]]:
+    """After one failed run over several notifications (a batch), decide for each by its
+    own attempt count: out of attempts (or a permanent error) it is given up (dead-lettered
+    by ``give_up``; the caller acknowledges it), else its next attempt is handed to the
+    broker after its own pause.
+
+    Returns (handed to the broker: settled, leave them alone; refused by the broker: the
+    caller retries those in process).
+    """
+    now = utc_now()
+    permanent = policy.is_permanent(failure)
+    handed: list[IncomingNotification] = []
+    refused: list[IncomingNotification] = []
+    for incoming in incomings:
+        attempt, first, later = resume_point(policy, incoming)
+        first = first or now
+        if permanent or attempt >= policy.attempts or later is None:
+            await give_up(incoming, GivenUp(failure, attempt, first, now, permanent))
+            continue
+        pause = policy.pause(attempt)
+        telemetry.count_delivery("retries", target, type(failure).__name__)
+        (handed if await later(pause, attempt, first) else refused).append(incoming)
+    if handed or refused:
+        LOG.warning("%s: %s: %s; %d retried at the broker, %d in process", what,
+                    type(failure).__name__, failure, len(handed), len(refused))
+    return handed, refused

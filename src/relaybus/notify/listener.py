@@ -30,9 +30,15 @@ import msgspec
 from relaybus import telemetry
 from relaybus.conversion import convert
 from relaybus.delivery import DeliveryPolicy
-from relaybus.delivery.at_broker import resume_point
+from relaybus.delivery.at_broker import overdue, resume_point, settle_each
 from relaybus.delivery.attempts import GivenUp, RetryScheduled, run_with_policy
-from relaybus.delivery.letters import DeadLetterReason, notification_letter, replays_of, send_letter
+from relaybus.delivery.letters import (
+    DeadLetterReason,
+    notification_letter,
+    replays_of,
+    send_letter,
+    utc_now,
+)
 from relaybus.errors import InvalidTarget, Rejected
 from relaybus.lifecycle import Consuming
 from relaybus.message import PRIORITIES, Notification
@@ -337,6 +343,8 @@ class BatchNotificationListener(_ListenerBase):
     the messages of its priority that pass its filter. ``REQUEUE`` requeues the batch.
     A handler that raises gets the same messages again as ``delivery`` says (see
     :class:`~relaybus.delivery.DeliveryPolicy`); given up, each of them is dead-lettered.
+    With ``at_broker=True`` each message of a failed run waits at the broker for its own
+    next attempt (counted per message), and comes back in whichever batch is open then.
     """
 
     def __init__(self, driver: Driver, targets: Sequence[Target], endpoints: Sequence[object],
@@ -386,10 +394,16 @@ class BatchNotificationListener(_ListenerBase):
 
     async def _handle(self, batch: list[IncomingNotification]) -> None:
         requeue = False
+        settled: set[int] = set()  # ids of deliveries handed to the broker for a retry
         try:
-            by_priority: dict[str, list[tuple[dict[str, Any], Notification]]] = {}
+            by_priority: dict[str, list[tuple[dict[str, Any], IncomingNotification]]] = {}
             for incoming in batch:
                 n = incoming.notification
+                if self.delivery.at_broker:
+                    gone = overdue(self.delivery, incoming)
+                    if gone is not None:  # delivered more often than the policy allows
+                        await self._give_up(n, "batch listener", gone)
+                        continue
                 try:
                     ctxt, payload = self._decode(incoming)
                 except Exception:
@@ -397,29 +411,64 @@ class BatchNotificationListener(_ListenerBase):
                     continue
                 by_priority.setdefault(n.priority, []).append(({
                     "ctxt": ctxt, "publisher_id": n.publisher_id, "event_type": n.event_type,
-                    "payload": payload, "metadata": n.metadata, "priority": n.priority}, n))
+                    "payload": payload, "metadata": n.metadata, "priority": n.priority},
+                    incoming))
             for priority, messages in by_priority.items():
                 for handler in self._handlers.get(priority, ()):
                     rule = handler.rule
-                    chosen = [(m, n) for m, n in messages if rule is None or rule.match(
-                        m["ctxt"], m["publisher_id"], m["event_type"], m["metadata"],
-                        m["payload"])]
+                    chosen = [(m, i) for m, i in messages if id(i) not in settled and (
+                        rule is None or rule.match(m["ctxt"], m["publisher_id"],
+                                                   m["event_type"], m["metadata"],
+                                                   m["payload"]))]
                     if not chosen:
                         continue
                     name = str(getattr(handler.method, "__qualname__", handler.method))
-                    try:
-                        result = await run_with_policy(
-                            self.delivery,
-                            lambda h=handler, c=chosen: self.executor.run(  # type: ignore[misc]
-                                h.method, [m for m, _ in c]),
-                            what=f"batch handler {name} failed on {len(chosen)} message(s)",
-                            target=self.targets[0].topic or "")
-                    except GivenUp as failure:
-                        for _, n in chosen:
-                            await self._give_up(n, name, failure)
-                        continue
+                    result, handed = await self._run_batch(handler, name, chosen)
+                    settled.update(id(i) for i in handed)
                     requeue = requeue or result == NotificationResult.REQUEUE
         except asyncio.CancelledError:
-            await self._settle(batch, True)
+            await self._settle([i for i in batch if id(i) not in settled], True)
             raise
-        await self._settle(batch, requeue)
+        await self._settle([i for i in batch if id(i) not in settled], requeue)
+
+    async def _run_batch(self, handler: _Handler, name: str,
+                         chosen: list[tuple[dict[str, Any], IncomingNotification]],
+                         ) -> tuple[Any, list[IncomingNotification]]:
+        """Run a batch handler under the policy: (its result, the deliveries whose retry
+        was handed to the broker)."""
+        what = f"batch handler {name} failed on {len(chosen)} message(s)"
+        target = self.targets[0].topic or ""
+
+        async def give_up(incoming: IncomingNotification, failure: GivenUp) -> None:
+            await self._give_up(incoming.notification, name, failure)
+
+        def run_on(part: list[tuple[dict[str, Any], IncomingNotification]]) -> Any:
+            return self.executor.run(handler.method, [m for m, _ in part])
+
+        handed: list[IncomingNotification] = []
+        if self.delivery.at_broker:  # one run here; each retry waits at the broker
+            try:
+                return await run_on(chosen), handed
+            except Exception as exc:  # noqa: BLE001 - each message settled as the policy says
+                handed, refused = await settle_each(self.delivery, exc,
+                                                    [i for _, i in chosen],
+                                                    give_up=give_up, what=what, target=target)
+            if not refused:
+                return None, handed
+            # the broker did not take them: wait here instead, from their next attempt
+            waiting = {id(i) for i in refused}
+            chosen = [(m, i) for m, i in chosen if id(i) in waiting]
+            attempt, first, _ = resume_point(self.delivery, refused[0])
+            await asyncio.sleep(self.delivery.pause(attempt))
+            start: tuple[int, str | None] = (attempt + 1, first or utc_now())
+        else:
+            start = (1, None)
+        try:
+            result = await run_with_policy(self.delivery, lambda: run_on(chosen), what=what,
+                                           target=target, attempt=start[0],
+                                           first_failure=start[1])
+        except GivenUp as failure:
+            for _, incoming in chosen:
+                await give_up(incoming, failure)
+            return None, handed
+        return result, handed

@@ -197,6 +197,69 @@ class DeliveryBehaviour(_Suite):
         assert len(batches) == 2 and batches[0] == batches[1]
         assert sorted(p["n"] for p in batches[1]) == [1, 2]
 
+    async def test_a_batch_retry_at_the_broker_survives_the_consumers_restart(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        policy = DeliveryPolicy(attempts=3, backoff=0.3, at_broker=True)
+        failed_at: list[float] = []
+        first_ran, handled = asyncio.Event(), Recorder()
+
+        class Failing:
+            async def info(self, messages: list[dict[str, Any]]) -> None:
+                failed_at.append(time.monotonic())
+                first_ran.set()
+                raise RuntimeError("not yet")
+
+        class Working:
+            async def info(self, messages: list[dict[str, Any]]) -> None:
+                for m in messages:
+                    handled.add((time.monotonic(), m["payload"]["n"], m["ctxt"]))
+
+        pool = f"{topic}_w"
+        target = [Target(topic=topic)]
+        async with bus.batch_notification_listener(target, [Failing()], batch_size=2,
+                                                   batch_timeout=WAIT, pool=pool,
+                                                   delivery=policy):
+            notifier = bus.notifier("p", topics=[topic])
+            await notifier.info({}, "e", {"n": 1})
+            await notifier.info({}, "e", {"n": 2})
+            await asyncio.wait_for(first_ran.wait(), WAIT)
+        # the first consumer is gone; both retries wait at the broker for the next one
+        async with bus.batch_notification_listener(target, [Working()], batch_size=2,
+                                                   batch_timeout=0.05, pool=pool,
+                                                   delivery=policy):
+            items = await handled.wait_for(2)
+        assert len(failed_at) == 1 and sorted(n for _, n, _ in items) == [1, 2]
+        assert min(at for at, _, _ in items) - failed_at[0] >= 0.3 * 0.9
+        for _, _, ctxt in items:
+            if "relaybus_attempt" in ctxt:  # where the transport rewrites the message
+                assert ctxt["relaybus_attempt"] == 2
+
+    async def test_batch_retries_at_the_broker_end_in_the_dead_letter_topic(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        letters, runs = Letters(), Recorder()
+        policy = DeliveryPolicy(attempts=2, backoff=BACKOFF, at_broker=True,
+                                dead_letter=self.dlq(topic))
+
+        class Failing:
+            async def info(self, messages: list[dict[str, Any]]) -> None:
+                for m in messages:
+                    runs.add(m["payload"]["n"])
+                raise RuntimeError("never")
+
+        async with bus.notification_listener([Target(topic=self.dlq(topic))], [letters]), \
+                bus.batch_notification_listener([Target(topic=topic)], [Failing()],
+                                                batch_size=2, batch_timeout=0.05,
+                                                delivery=policy):
+            notifier = bus.notifier("p", topics=[topic])
+            await notifier.info({}, "e", {"n": 1})
+            await notifier.info({}, "e", {"n": 2})
+            items = await letters.recorder.wait_for(2)
+        assert sorted(payload["n"] for _, _, payload, _ in items) == [1, 2]
+        for reason, _, _, _ in items:
+            assert (reason.attempts, reason.error_message, reason.permanent) == \
+                (2, "never", False)
+        assert sorted(runs.items) == [1, 1, 2, 2]
+
     async def test_a_cast_failing_twice_is_handled_once(self, bus: relaybus.Bus,
                                                         topic: str) -> None:
         flaky = Flaky(failures=2)
