@@ -31,8 +31,9 @@ LETTERS = 12  # enough for replay's progress bar
 pytestmark = pytest.mark.broker
 
 
-def dlq(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def dlq(url: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env.update({f"RELAYBUS_{name.upper()}": value for name, value in settings.items()})
     return subprocess.run([sys.executable, "-m", "relaybus", "dlq", *args, "--url", url],
                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
 
@@ -80,6 +81,13 @@ async def test_dead_letter_list_show_replay_purge(broker: tuple[str, str]) -> No
         first = listed[0]["id"]
         shown = as_json(dlq(url, "show", f"{letters_topic}/{first}", "--json"))["letter"]
         assert shown["reason"]["topic"] == topic and shown["reason"]["message_id"] == first
+        # a bare ID (and no TARGET) is looked for in the dead_letter_topic setting
+        assert as_json(dlq(url, "show", first, "--json",
+                           dead_letter_topic=letters_topic))["letter"] == shown
+        assert as_json(dlq(url, "show", first, "--target", letters_topic,
+                           "--json"))["letter"] == shown
+        assert len(as_json(dlq(url, "list", "--json", dead_letter_topic=letters_topic))[
+            "letters"]) == LETTERS
 
         one = dlq(url, "replay", letters_topic, "--id", first)
         assert one.returncode == 0 and "replayed 1 letter(s)" in one.stdout, one.stderr
@@ -113,7 +121,11 @@ async def test_dead_letter_list_show_replay_purge(broker: tuple[str, str]) -> No
 @pytest.mark.parametrize(("args", "says"), [
     (("replay", "t_dlq"), "give --id ID (repeatable) or --all"),
     (("purge", "t_dlq", "--older-than", "soon"), "is not a duration"),
-    (("show", "no-slash"), "is not TARGET/ID"),
+    (("show", "an-id"), "no dead-letter topic: give TARGET, or set dead_letter_topic"),
+    (("list",), "no dead-letter topic: give TARGET, or set dead_letter_topic"),
+    (("show", "t_dlq/"), "names no letter id"),
+    (("show", "a_dlq/x", "--target", "b_dlq"), "name two topics"),
+    (("list", "bad topic!"), "Target topic 'bad topic!' must not contain whitespace"),
     (("replay", "t_dlq", "--id", "missing"), "no dead letter missing in t_dlq"),
 ])
 def test_bad_input_is_one_line(args: tuple[str, ...], says: str) -> None:

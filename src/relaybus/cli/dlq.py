@@ -23,7 +23,9 @@ from relaybus.cli.common import (
     settings_from,
     url_option,
 )
+from relaybus.cli.settings import Settings
 from relaybus.delivery.store import DeadLetterStore, Letter
+from relaybus.target import Target
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 PROGRESS_FROM = 10  # letters: a replay of fewer ends before a bar would help
@@ -72,15 +74,34 @@ def dlq() -> None:
     """Dead letters: list, show, replay and purge what a dead-letter topic holds."""
 
 
-@dlq.command("list")
-@click.argument("target")
+TARGET_HELP = ("TARGET is the dead-letter topic; without it, the dead_letter_topic setting "
+               "($RELAYBUS_DEAD_LETTER_TOPIC or relaybus.toml) names it.")
+
+
+def _target(settings: Settings, given: str | None, as_json: bool) -> str:
+    if given:
+        try:
+            Target(topic=given)
+        except relaybus.InvalidTarget as exc:
+            fail(exc, as_json)
+    target = given or settings.dead_letter_topic
+    if not target:
+        fail(ValueError("no dead-letter topic: give TARGET, or set dead_letter_topic "
+                        "($RELAYBUS_DEAD_LETTER_TOPIC or relaybus.toml)"), as_json)
+    return str(target)
+
+
+@dlq.command("list", epilog=TARGET_HELP)
+@click.argument("target", required=False)
 @url_option
 @json_option
 @click.pass_context
-def list_letters(ctx: click.Context, target: str, url: str | None, as_json: bool) -> None:
+def list_letters(ctx: click.Context, target: str | None, url: str | None,
+                 as_json: bool) -> None:
     """List the dead letters of dead-letter topic TARGET, oldest first."""
     settings = settings_from(ctx, url=url)
     quiet_logs(settings)
+    target = _target(settings, target, as_json)
 
     async def go() -> list[Letter]:
         async with await relaybus.connect(settings.url,
@@ -106,19 +127,27 @@ def list_letters(ctx: click.Context, target: str, url: str | None, as_json: bool
     Console().print(table)
 
 
-@dlq.command("show")
-@click.argument("letter_ref", metavar="TARGET/ID")
+@dlq.command("show", epilog="ID alone is looked for in the dead_letter_topic setting "
+             "($RELAYBUS_DEAD_LETTER_TOPIC or relaybus.toml); TARGET/ID or --target name "
+             "another topic.")
+@click.argument("letter_ref", metavar="[TARGET/]ID")
+@click.option("--target", "-t", "target", default=None, metavar="TARGET",
+              help="The dead-letter topic to look in.")
 @url_option
 @json_option
 @click.pass_context
-def show_letter(ctx: click.Context, letter_ref: str, url: str | None, as_json: bool) -> None:
-    """Show dead letter ID of dead-letter topic TARGET: its reason, payload and context."""
+def show_letter(ctx: click.Context, letter_ref: str, target: str | None, url: str | None,
+                as_json: bool) -> None:
+    """Show dead letter ID: its reason, payload and context."""
+    in_ref, _, letter_id = letter_ref.rpartition("/")
+    if not letter_id:
+        fail(ValueError(f"{letter_ref!r} names no letter id (e.g. orders_dlq/{'0' * 8}...)"),
+             as_json)
+    if in_ref and target and in_ref != target:
+        fail(ValueError(f"{letter_ref!r} and --target {target} name two topics"), as_json)
     settings = settings_from(ctx, url=url)
     quiet_logs(settings)
-    target, _, letter_id = letter_ref.rpartition("/")
-    if not target or not letter_id:
-        fail(ValueError(f"{letter_ref!r} is not TARGET/ID (e.g. orders_dlq/{'0' * 8}...)"),
-             as_json)
+    target = _target(settings, in_ref or target, as_json)
 
     async def go() -> Letter | None:
         async with await relaybus.connect(settings.url,
@@ -137,8 +166,8 @@ def show_letter(ctx: click.Context, letter_ref: str, url: str | None, as_json: b
     Console().print(Pretty(letter.to_json()))
 
 
-@dlq.command("replay")
-@click.argument("target")
+@dlq.command("replay", epilog=TARGET_HELP)
+@click.argument("target", required=False)
 @click.option("--id", "ids", multiple=True, help="A letter to replay (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Replay every letter.")
 @click.option("--to", "to", default=None, metavar="TOPIC",
@@ -146,7 +175,7 @@ def show_letter(ctx: click.Context, letter_ref: str, url: str | None, as_json: b
 @url_option
 @json_option
 @click.pass_context
-def replay(ctx: click.Context, target: str, ids: tuple[str, ...], everything: bool,
+def replay(ctx: click.Context, target: str | None, ids: tuple[str, ...], everything: bool,
            to: str | None, url: str | None, as_json: bool) -> None:
     """Send dead letters of TARGET back through the normal path.
 
@@ -155,6 +184,7 @@ def replay(ctx: click.Context, target: str, ids: tuple[str, ...], everything: bo
     """
     settings = settings_from(ctx, url=url)
     quiet_logs(settings)
+    target = _target(settings, target, as_json)
     if bool(ids) == everything:
         fail(ValueError("give --id ID (repeatable) or --all"), as_json)
     chosen = None if everything else set(ids)
@@ -195,18 +225,19 @@ def replay(ctx: click.Context, target: str, ids: tuple[str, ...], everything: bo
         sys.exit(exit_code_for(LookupError()))
 
 
-@dlq.command("purge")
-@click.argument("target")
+@dlq.command("purge", epilog=TARGET_HELP)
+@click.argument("target", required=False)
 @click.option("--older-than", "older_than", required=True, metavar="DURATION",
               help="Remove letters that died longer ago than this (90s, 15m, 2h, 7d).")
 @url_option
 @json_option
 @click.pass_context
-def purge(ctx: click.Context, target: str, older_than: str, url: str | None,
+def purge(ctx: click.Context, target: str | None, older_than: str, url: str | None,
           as_json: bool) -> None:
     """Remove the dead letters of TARGET that died longer ago than --older-than."""
     settings = settings_from(ctx, url=url)
     quiet_logs(settings)
+    target = _target(settings, target, as_json)
     try:
         cutoff = parse_duration(older_than)
     except ValueError as exc:

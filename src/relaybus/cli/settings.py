@@ -64,6 +64,13 @@ def _bool(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def _topic(value: Any) -> str:
+    from relaybus.target import Target
+
+    Target(topic=str(value))  # InvalidTarget is a ValueError: a bad name says why
+    return str(value)
+
+
 def _url(value: Any) -> str:
     parse_url(str(value))
     return str(value)
@@ -79,6 +86,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "metrics_port": (_port, None),
     "metrics_addr": (str, "127.0.0.1"),
     "ping": (_bool, False),
+    "dead_letter_topic": (_topic, None),
     "health_port": (_port, None),
     "health_addr": (str, "127.0.0.1"),
     "log_level": (_choice("debug", "info", "warning", "error"), "warning"),
