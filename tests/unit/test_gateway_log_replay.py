@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
+from relaybus.errors import TransportError
 from relaybus.gateway.events import encode
 from relaybus.gateway.hub import Dropped, Gap, Hub, Item, Subscriber
 from relaybus.gateway.logreplay import LogReplay
@@ -21,6 +22,8 @@ class MemoryLog(EventLog):
         self.records: list[Record] = []
         self.first = 0
         self.readers = 0
+        self.reads: list[Start] = []
+        self.lose_at: int | None = None  # a read reaching this offset loses its connection
         self._grown = asyncio.Condition()
 
     async def append(self, body: bytes) -> None:
@@ -32,10 +35,14 @@ class MemoryLog(EventLog):
         position = len(self.records) - 1 if start == "last" else (
             len(self.records) if start == "next" else max(start, self.first))
         self.readers += 1
+        self.reads.append(start)
         try:
             while True:
                 async with self._grown:
                     await self._grown.wait_for(lambda at=position: len(self.records) > at)
+                if position == self.lose_at:
+                    self.lose_at = None
+                    raise TransportError("the broker restarted")
                 yield self.records[position]
                 position += 1
         finally:
@@ -157,4 +164,35 @@ async def test_a_client_that_leaves_while_catching_up_stops_its_reader() -> None
     async with asyncio.timeout(5):
         while log.readers:  # noqa: ASYNC110 - the reader's end has no event to await
             await asyncio.sleep(0.01)
+    await replay.close()
+
+
+async def test_a_catch_up_that_loses_the_log_reads_on_from_where_it_was() -> None:
+    log, hub, replay = await setup(10, range(8, 10))
+    log.lose_at = 6
+    subscriber = hub.subscribe("c", FilterSet.parse(["nova/#"]), since="3")
+    # No gap marker, nothing twice: the second read starts after the last event given.
+    assert kinds(await take(subscriber, 6)) == [4, 5, 6, 7, 8, 9]
+    assert log.reads == [4, 6] and not subscriber.held
+    hub.close()
+    await replay.close()
+
+
+async def test_the_follower_reads_on_after_a_lost_connection() -> None:
+    log, hub, replay = await setup(3, range(0))
+    log.lose_at = 4
+    follower = asyncio.create_task(replay.follow())
+
+    async def until_ingested(offset: int) -> None:
+        async with asyncio.timeout(5):
+            while hub.last_offset != offset:  # noqa: ASYNC110 - the hub has no event to await
+                await asyncio.sleep(0.01)
+
+    await until_ingested(2)
+    for n in range(3, 6):
+        await log.append(body(n))
+    await until_ingested(5)
+    assert log.reads == ["last", 4] and hub.counters.events_in == 4  # 2 (the last), 3, 4, 5
+    follower.cancel()
+    hub.close()
     await replay.close()

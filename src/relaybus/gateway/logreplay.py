@@ -13,6 +13,11 @@ stream queue, a JetStream stream: :mod:`relaybus.transport.eventlog`):
   the live events; at most ``max_resume`` events: further back it gets a gap marker and
   the newest ``max_resume``. An offset older than the log's retention gives a gap marker
   too, then everything the log holds.
+
+A lost connection to the log (a broker restart) ends a read: the follower reads again from
+the offset after the last record it fed the hub, a catch-up reader from the one after the
+last it gave its client (CATCH_UP_ATTEMPTS times, then a gap marker and the live events), so
+no event is skipped or given twice.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ LOG = logging.getLogger(__name__)
 PRIME_WAIT = 2.0  # seconds a new gateway waits for the log's newest records (none: empty)
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
+CATCH_UP_ATTEMPTS = 5  # reads of the log one catch-up tries before a gap marker
 
 
 class _Head(msgspec.Struct):
@@ -129,34 +135,54 @@ class LogReplay:
         last = self.hub.last_offset
         if last is not None and last - since > self.max_resume:
             start, gap = last - self.max_resume + 1, True
+        delay = RETRY_FIRST
         try:
-            async with contextlib.aclosing(self.log.read(start)) as records:
-                first = True
-                async for record in records:
-                    if first and (gap or record.offset > start):  # skipped, or retention
-                        replayed = 0 if last is None else max(0, last - record.offset + 1)
-                        subscriber.add_history(Gap(str(since), replayed, str(record.offset)))
-                    first = False
-                    if record.offset <= subscriber.floor:
-                        continue  # given already (a reader that restarted may repeat one)
-                    if self._met_live(subscriber, record.offset):
-                        break
-                    event = self.event(record)
-                    if event is not None:
-                        subscriber.add_history(event)
-                    else:
-                        subscriber.floor = record.offset
-                    live = self.hub.last_offset
-                    if subscriber.closed or (live is not None and record.offset >= live
-                                             and subscriber.first_queued_offset is None):
-                        break
-                    await subscriber.room()
-        except MessagingError as exc:
-            LOG.warning("%s: reading log %s after %d failed (%s); it gets the live events "
-                        "(events may be missing)", subscriber.name, self.log.name, since, exc)
-            subscriber.add_history(Gap(str(since), 0, None))
+            for attempt in range(CATCH_UP_ATTEMPTS):
+                try:
+                    await self._read_for(subscriber, since, start, gap, last)
+                    return
+                except MessagingError as exc:
+                    if attempt + 1 == CATCH_UP_ATTEMPTS or subscriber.closed:
+                        LOG.warning("%s: reading log %s after %d failed (%s); it gets the "
+                                    "live events (events may be missing)", subscriber.name,
+                                    self.log.name, since, exc)
+                        subscriber.add_history(Gap(str(since), 0, None))
+                        return
+                    LOG.warning("%s: reading log %s failed (%s); again in %.1f s from "
+                                "offset %d", subscriber.name, self.log.name, exc, delay,
+                                subscriber.floor + 1)
+                # A lost connection (a broker restart): on from what the client has.
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
+                start, gap = subscriber.floor + 1, False
         finally:
             subscriber.release()
+
+    async def _read_for(self, subscriber: Subscriber, since: int, start: int, gap: bool,
+                        last: int | None) -> None:
+        """Hand ``subscriber`` the log from ``start`` on until it meets the live events
+        (a gap marker first when ``gap``, or when the log no longer holds ``start``)."""
+        async with contextlib.aclosing(self.log.read(start)) as records:
+            first = True
+            async for record in records:
+                if first and (gap or record.offset > start):  # skipped, or retention
+                    replayed = 0 if last is None else max(0, last - record.offset + 1)
+                    subscriber.add_history(Gap(str(since), replayed, str(record.offset)))
+                first = False
+                if record.offset <= subscriber.floor:
+                    continue  # given already (a reader that restarted may repeat one)
+                if self._met_live(subscriber, record.offset):
+                    return
+                event = self.event(record)
+                if event is not None:
+                    subscriber.add_history(event)
+                else:
+                    subscriber.floor = record.offset
+                live = self.hub.last_offset
+                if subscriber.closed or (live is not None and record.offset >= live
+                                         and subscriber.first_queued_offset is None):
+                    return
+                await subscriber.room()
 
     @staticmethod
     def _met_live(subscriber: Subscriber, offset: int) -> bool:
