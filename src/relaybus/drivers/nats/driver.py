@@ -484,6 +484,7 @@ class NatsDriver(Driver):
                 await subscription.stop()
             if self._inbox_consumer is not None:
                 await self._inbox_consumer.stop()
+            await self._notifications.close()
         except MessagingError as exc:  # pragma: no cover - stop() swallows nats errors
             LOG.info("closing: %s", exc)
         finally:

@@ -25,8 +25,9 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext, api
+from nats.js import api
 
+from relaybus.drivers.nats.acks import AckedPublisher
 from relaybus.drivers.nats.connection import Connection, round_trip, translate, translated
 from relaybus.drivers.nats.consumers import CoreConsumer, PullConsumer
 from relaybus.drivers.nats.naming import Naming
@@ -136,7 +137,7 @@ class Notifications:
         self._options = options
         self._check_size = check_size
         self._streams: dict[str, str] = {}  # our stream name -> the stream that keeps it
-        self._js: JetStreamContext | None = None
+        self._acks = AckedPublisher(connection)
         self._resender = Resender(connection)
 
     @property
@@ -191,7 +192,7 @@ class Notifications:
             try:
                 await self._resender.send("a notification", subject,
                                           min(deadline - loop.time(), ATTEMPT_TIMEOUT),
-                                          self._publish, subject, body, headers)
+                                          self._acks.publish, subject, body, headers)
                 return
             except nats.js.errors.NoStreamResponseError as exc:
                 failure: Exception = exc
@@ -214,13 +215,9 @@ class Notifications:
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE)
 
-    async def _publish(self, subject: str, body: bytes, headers: dict[str, str] | None,
-                       timeout: float) -> None:
-        if self._js is None:
-            self._js = self._connection.client.jetstream(
-                prefix=self._options.jetstream_api_prefix, timeout=self._options.send_timeout)
-        await self._js.publish(subject, body, timeout=timeout,
-                               headers=dict(headers) if headers else None)
+    async def close(self) -> None:
+        """Stop waiting for acknowledgements (the bus is closing)."""
+        await self._acks.close()
 
     # -- streams and consumers -----------------------------------------------------
 

@@ -1,0 +1,124 @@
+"""JetStream publishes that wait for the stream's acknowledgement, on an inbox of their own.
+
+``JetStreamContext.publish`` does the same in nats-py, but costs a third of a NATS
+notification's sending CPU: a NUID and three byte-string copies per request,
+``asyncio.wait_for`` (a waiter future, a timer and two callbacks), and the PubAck parsed
+with ``json`` into a dataclass built by introspection. :class:`AckedPublisher` sends the
+same bytes and keeps the same guarantees, more cheaply: one wildcard subscription
+(``<inbox>.*``) for all the acknowledgements of a bus, one future and one loop timer per
+publish, the PubAck decoded with msgspec. It raises nats-py's own exceptions where
+``JetStreamContext.publish`` does, so callers handle both alike:
+
+* the NATS server answered "no responders" (no stream captures the subject, or its
+  leader is being elected): ``nats.js.errors.NoStreamResponseError``;
+* no acknowledgement within the timeout: ``nats.errors.TimeoutError`` (a TimeoutError);
+* the stream refused the message: ``nats.js.errors.APIError`` (or its subclass for the
+  error's code, e.g. ``ServiceUnavailableError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+
+from relaybus.drivers.nats.connection import Connection
+from relaybus.drivers.nats.consumers import CoreConsumer
+
+NO_RESPONDERS = "503"
+_STATUS = "Status"
+_decode = msgspec.json.Decoder().decode
+
+
+def _expire(future: asyncio.Future[Msg]) -> None:
+    if not future.done():
+        future.set_exception(nats.errors.TimeoutError())
+
+
+def check_ack(msg: Msg) -> None:
+    """Raise what ``JetStreamContext.publish`` raises for this answer, if it is no PubAck."""
+    headers = msg.headers
+    if headers:
+        status = headers.get(_STATUS)
+        if status == NO_RESPONDERS:
+            raise nats.js.errors.NoStreamResponseError
+        if status is not None:
+            code = int(status) if status.isdigit() else None
+            raise nats.js.errors.APIError(code=code, description=headers.get("Description"))
+    try:
+        ack: Any = _decode(msg.data)
+    except msgspec.DecodeError:
+        raise nats.js.errors.APIError(description="the acknowledgement is not JSON") from None
+    if type(ack) is not dict:
+        raise nats.js.errors.APIError(description="the acknowledgement is not a JSON object")
+    error = ack.get("error")
+    if error is not None:
+        if isinstance(error, dict) and "code" in error:
+            nats.js.errors.APIError.from_error(error)  # raises the error's own class
+        raise nats.js.errors.APIError(description=str(error))
+    if "stream" not in ack:
+        raise nats.js.errors.APIError(description="the acknowledgement names no stream")
+
+
+class AckedPublisher:
+    """Publishes to JetStream subjects and returns once a stream acknowledged."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._tokens = itertools.count()
+        self._prefix: str | None = None
+        self._inbox: CoreConsumer | None = None
+        self._opening = asyncio.Lock()
+
+    async def _open(self) -> str:
+        async with self._opening:
+            if self._prefix is None:
+                client = self._connection.client
+                prefix = client.new_inbox()
+                self._inbox = await CoreConsumer.start(
+                    client, f"{prefix}.*", "", self._on_ack,
+                    f"relaybus[nats].acks[{prefix}]")
+                self._prefix = prefix + "."
+            return self._prefix
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._waiting.get(msg.subject.rpartition(".")[2])
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    async def publish(self, subject: str, body: bytes, headers: dict[str, str] | None,
+                      timeout: float) -> None:
+        """Publish and wait up to ``timeout`` seconds for a stream's acknowledgement.
+
+        Raises:
+            nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError,
+            nats.js.errors.APIError, or the nats-py error of a failed publish.
+        """
+        prefix = self._prefix or await self._open()
+        token = str(next(self._tokens))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[token] = future
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            await self._connection.client.publish(subject, body, reply=prefix + token,
+                                                  headers=headers)
+            msg = await future
+        finally:
+            timer.cancel()
+            del self._waiting[token]
+        check_ack(msg)
+
+    async def close(self) -> None:
+        """Stop the inbox's subscription; publishes still waiting fail at once."""
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(nats.errors.ConnectionClosedError())
+        if self._inbox is not None:
+            await self._inbox.stop()
