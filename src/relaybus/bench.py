@@ -11,6 +11,11 @@ request/reply done bare, a task answering over an ``asyncio.Queue`` with a JSON 
 each way (msgspec, relaybus's own codec), in this process. :func:`ratios` divides
 relaybus's figures by the floor's: on ``memory://`` that is what relaybus itself costs.
 
+On ``nats://``, every round also runs the same sequential calls, 64 concurrent callers
+and notifications with **plain nats-py** (request/reply, and JetStream with a pull
+consumer; :mod:`relaybus.drivers.nats.rawpeer`) on the same servers, and :func:`ratios`
+adds relaybus's figures divided by nats-py's.
+
 Used by ``relaybus bench`` and ``benchmarks/memory_bench.py``. Each workload runs
 ``rounds`` times; :func:`run` returns the medians.
 """
@@ -18,10 +23,11 @@ Used by ``relaybus bench`` and ``benchmarks/memory_bench.py``. Each workload run
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -109,12 +115,36 @@ async def floor(n: int) -> dict[str, float]:
             "asyncio floor cpu_us": cpu / n * 1e6}
 
 
+#: relaybus's figures that :func:`ratios` divides by plain nats-py's (when it ran)
+RAW_NATS_RATIOS = {"sequential p50 / raw nats-py": "sequential p50_us",
+                   "sequential cpu / raw nats-py": "sequential cpu_us",
+                   "64 callers calls_s / raw nats-py": "64 callers calls_s",
+                   "notifications msgs_s / raw nats-py": "notifications msgs_s"}
+RAW_NATS = "raw nats-py "
+
+
 def ratios(figures: dict[str, float]) -> dict[str, float]:
-    """relaybus's sequential call against the asyncio floor (latency and CPU per call)."""
-    return {"sequential p50 / floor": figures["sequential p50_us"]
-            / figures["asyncio floor p50_us"],
-            "sequential cpu / floor": figures["sequential cpu_us"]
-            / figures["asyncio floor cpu_us"]}
+    """relaybus's sequential call against the asyncio floor (latency and CPU per call);
+    on ``nats://``, also relaybus's figures against plain nats-py's."""
+    found = {"sequential p50 / floor": figures["sequential p50_us"]
+             / figures["asyncio floor p50_us"],
+             "sequential cpu / floor": figures["sequential cpu_us"]
+             / figures["asyncio floor cpu_us"]}
+    for ratio, name in RAW_NATS_RATIOS.items():
+        if RAW_NATS + name in figures:
+            found[ratio] = figures[name] / figures[RAW_NATS + name]
+    return found
+
+
+def _raw_peer(driver: Any) -> Callable[[dict[str, int]], Awaitable[dict[str, float]]] | None:
+    """Plain nats-py's workloads on the servers of a ``nats://`` bus (None elsewhere)."""
+    if getattr(getattr(driver, "url", None), "scheme", None) != "nats":
+        return None
+    from relaybus.drivers.nats import NatsDriver, rawpeer  # the driver's extra is installed
+
+    if not isinstance(driver, NatsDriver):
+        return None
+    return functools.partial(rawpeer.run, driver)
 
 
 async def _concurrent(client: relaybus.RPCClient, n: int, callers: int = 64) -> dict[str, float]:
@@ -165,6 +195,7 @@ async def run(url: str | None = None, *, scale: float = 1.0, rounds: int = 3,
     figures: dict[str, list[float]] = {}
     suffix = uuid.uuid4().hex[:8]
     async with await relaybus.connect(url, **connect_options) as bus:
+        peer = _raw_peer(bus.driver)
         endpoint, counter = _Endpoint(), _Counter()
         server = bus.rpc_server(Target(topic=f"bench_{suffix}", server="s1"), [endpoint])
         listener = bus.notification_listener([Target(topic=f"bench_n_{suffix}")], [counter])
@@ -185,4 +216,7 @@ async def run(url: str | None = None, *, scale: float = 1.0, rounds: int = 3,
                         figures.setdefault(key, []).append(value)
                     if progress is not None:
                         progress(name)
+                if peer is not None:  # interleaved with relaybus's rounds: load hits both
+                    for key, value in (await peer(counts)).items():
+                        figures.setdefault(key, []).append(value)
     return {key: statistics.median(values) for key, values in figures.items()}

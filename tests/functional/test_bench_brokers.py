@@ -32,9 +32,19 @@ def test_bench_on_a_broker(transport: str) -> None:
 
         asyncio.run(delete_nats_streams(url, "relaybus_openstack_bench-n-"))
     assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout)["figures"]
-    assert set(figures) == {
+    report = json.loads(result.stdout)
+    figures, ratios = report["figures"], report["ratios"]
+    expected = {
         "sequential p50_us", "sequential p99_us", "sequential calls_s", "sequential cpu_us",
         "64 callers calls_s", "casts msgs_s", "notifications msgs_s",
         "asyncio floor p50_us", "asyncio floor cpu_us"}
-    assert all(value > 0 for value in figures.values())
+    expected_ratios = {"sequential p50 / floor", "sequential cpu / floor"}
+    if transport == "nats":  # plain nats-py ran the same workloads beside relaybus
+        expected |= {"raw nats-py sequential p50_us", "raw nats-py sequential cpu_us",
+                     "raw nats-py 64 callers calls_s", "raw nats-py notifications msgs_s"}
+        expected_ratios |= {"sequential p50 / raw nats-py", "sequential cpu / raw nats-py",
+                            "64 callers calls_s / raw nats-py",
+                            "notifications msgs_s / raw nats-py"}
+    assert set(figures) == expected
+    assert set(ratios) == expected_ratios
+    assert all(value > 0 for value in [*figures.values(), *ratios.values()])

@@ -49,3 +49,7 @@ def bench(ctx: click.Context, scale: float, rounds: int, url: str | None,
     Console().print("floor: the same sequential request/reply on bare asyncio (a queue and a "
                     "JSON round trip each way) in this process; cpu: this process's CPU time "
                     "per call, client and server together")
+    if any(name.startswith(workloads.RAW_NATS) for name in figures):
+        Console().print("raw nats-py: the same calls and notifications with plain nats-py "
+                        "(request/reply; JetStream publish and a pull consumer acking each "
+                        "message) on the same NATS servers, in each round after relaybus's")
