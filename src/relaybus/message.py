@@ -121,12 +121,35 @@ def pack(message: Mapping[str, Any]) -> bytes:
     return b"".join((_ENVELOPE_HEAD, _encoder.encode(inner), b"}"))
 
 
+class _Envelope(msgspec.Struct):
+    """The 2.0 envelope, which nearly every body is: decoded straight into its two strings."""
+
+    version: str = msgspec.field(name="oslo.version")
+    message: str = msgspec.field(name="oslo.message")
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
 def unpack(body: bytes | str) -> dict[str, Any]:
     """Decode a body: the 2.0 envelope, or a bare message object (legacy 1.0 form).
 
     Raises:
         MalformedMessage: not JSON, not an object, or an envelope of another version.
     """
+    try:
+        envelope = _envelope_decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # anything else:
+        return _unpack_any(body)  # the general path says what is wrong, if anything
+    if envelope.version not in ACCEPTED_ENVELOPE_VERSIONS:
+        raise MalformedMessage(f"unsupported envelope version {envelope.version!r}")
+    inner = decode_json(envelope.message)
+    if not isinstance(inner, dict):
+        raise MalformedMessage("enveloped message must be a JSON object")
+    return inner
+
+
+def _unpack_any(body: bytes | str) -> dict[str, Any]:
     outer = decode_json(body)
     if not isinstance(outer, dict):
         raise MalformedMessage(f"message body must be a JSON object, got {type(outer).__name__}")

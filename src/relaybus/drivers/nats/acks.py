@@ -83,7 +83,7 @@ class AckedPublisher:
                 prefix = client.new_inbox()
                 self._inbox = await CoreConsumer.start(
                     client, f"{prefix}.*", "", self._on_ack,
-                    f"relaybus[nats].acks[{prefix}]")
+                    f"relaybus[nats].acks[{prefix}]", guarded=True)
                 self._prefix = prefix + "."
             return self._prefix
 

@@ -66,11 +66,16 @@ class CoreConsumer:
 
     @classmethod
     async def start(cls, client: Client, subject: str, queue: str, handler: MessageHandler,
-                    name: str) -> CoreConsumer:
-        """Subscribe (in queue group ``queue`` unless empty)."""
+                    name: str, *, guarded: bool = False) -> CoreConsumer:
+        """Subscribe (in queue group ``queue`` unless empty).
+
+        ``guarded``: the handler catches and logs its own errors, so nats-py is given it as
+        it is, without the wrapper that does (one coroutine less per message).
+        """
         consumer = cls(handler, name)
         consumer._client = client
-        consumer._sub = sub = await client.subscribe(subject, queue=queue, cb=consumer._handle)
+        consumer._sub = sub = await client.subscribe(
+            subject, queue=queue, cb=handler if guarded else consumer._handle)
         task = getattr(sub, "_wait_for_msgs_task", None)
         if isinstance(task, asyncio.Task):
             task.set_name(name)

@@ -182,10 +182,10 @@ class NatsDriver(Driver):
         confirmed = wait_for_reply or self.nats_options.confirm_casts
         inbox = (self._inbox or await self._ensure_inbox()) if confirmed else None
         msg_id = new_unique_id() if wait_for_reply else None
+        reply_q = f"{inbox}.{msg_id}" if msg_id else None
         body = self._check(pack(build_request(
             request.method, request.args, request.context, namespace=request.namespace,
-            version=request.version, msg_id=msg_id,
-            reply_q=f"{inbox}.{msg_id}" if msg_id else None,
+            version=request.version, msg_id=msg_id, reply_q=reply_q,
             call_monitor_timeout=call_monitor_timeout)))
         if inbox is None:
             try:
@@ -193,8 +193,9 @@ class NatsDriver(Driver):
             except (nats.errors.Error, OSError, TimeoutError) as exc:
                 raise translate(exc, f"casting to {subject}") from exc
             return None
-        if msg_id is not None:
-            return await self._call(target, subject, body, msg_id, inbox, timeout,
+        if reply_q is not None:
+            assert msg_id is not None
+            return await self._call(target, subject, body, msg_id, reply_q, timeout,
                                     call_monitor_timeout)
         await self._resender.send("a cast", subject, self.nats_options.send_timeout,
                                   self._confirmed_cast, target, subject, body, inbox)
@@ -253,14 +254,15 @@ class NatsDriver(Driver):
             LOG.debug("no mover of delayed messages for %s (%s)", topic, exc)
             return []
 
-    async def _call(self, target: Target, subject: str, body: bytes, msg_id: str, inbox: str,
-                    timeout: float | None, call_monitor_timeout: float | None) -> Reply:
+    async def _call(self, target: Target, subject: str, body: bytes, msg_id: str,
+                    reply_q: str, timeout: float | None,
+                    call_monitor_timeout: float | None) -> Reply:
         """Publish a call and wait for its reply (never sent twice: a method may not be
         idempotent; call-monitor heartbeats tell a lost call early)."""
         self._replies.register(msg_id)
         try:
             try:
-                await self._client().publish(subject, body, reply=f"{inbox}.{msg_id}")
+                await self._client().publish(subject, body, reply=reply_q)
             except (nats.errors.Error, OSError, TimeoutError) as exc:
                 raise translate(exc, f"sending to {subject}") from exc
             return await self._replies.wait(msg_id, timeout, call_monitor_timeout)
@@ -299,29 +301,32 @@ class NatsDriver(Driver):
                     with translated("subscribing to the reply inbox"):
                         self._inbox_consumer = await CoreConsumer.start(
                             client, f"{inbox}.*", "", self._on_reply,
-                            f"relaybus[nats].replies[{inbox}]")
+                            f"relaybus[nats].replies[{inbox}]", guarded=True)
                     self._inbox = inbox
         return self._inbox
 
     async def _on_reply(self, msg: Msg) -> None:
-        token = msg.subject.rpartition(".")[2]
-        status = msg.headers.get("Status") if msg.headers else None
-        if status is not None:
-            if status == NO_RESPONDERS:
-                self._replies.fail(token, _NoResponders())
-            else:
-                LOG.debug("ignoring status %s on the reply inbox", status)
-            return
-        if not msg.data:
-            if token in self._casts:
-                self._replies.deliver(Reply(msg_id=token, ending=True))
-            else:
-                LOG.info("dropping a confirmation on %s: its cast no longer waits (it timed "
-                         "out, or was sent again after a reconnect)", msg.subject)
-            return
-        reply = self.intake.reply(msg.data, msg.subject)
-        if reply is not None:
-            self._replies.deliver(reply)
+        try:
+            token = msg.subject.rpartition(".")[2]
+            status = msg.headers.get("Status") if msg.headers else None
+            if status is not None:
+                if status == NO_RESPONDERS:
+                    self._replies.fail(token, _NoResponders())
+                else:
+                    LOG.debug("ignoring status %s on the reply inbox", status)
+                return
+            if not msg.data:
+                if token in self._casts:
+                    self._replies.deliver(Reply(msg_id=token, ending=True))
+                else:
+                    LOG.info("dropping a confirmation on %s: its cast no longer waits (it "
+                             "timed out, or was sent again after a reconnect)", msg.subject)
+                return
+            reply = self.intake.reply(msg.data, msg.subject)
+            if reply is not None:
+                self._replies.deliver(reply)
+        except Exception:
+            LOG.exception("the reply inbox failed on a message of %s", msg.subject)
 
     # -- RPC: the server's side ------------------------------------------------------
 
@@ -332,15 +337,20 @@ class NatsDriver(Driver):
         duplicates = DuplicateFilter()
 
         async def on_request(msg: Msg) -> None:
-            outcome = self.intake.request(msg.data, msg.subject, reply_to=msg.reply or None)
-            if isinstance(outcome, Refused):
-                if outcome.answer is not None:
-                    await self._publish_reply(*outcome.answer)
-                return
-            if outcome.msg_id is None and msg.reply:
-                await self._confirm(msg.reply)
-            if not self.intake.is_duplicate(outcome, duplicates, msg.subject):
-                await handler(NatsRequest(self, outcome))
+            try:
+                outcome = self.intake.request(msg.data, msg.subject,
+                                              reply_to=msg.reply or None)
+                if isinstance(outcome, Refused):
+                    if outcome.answer is not None:
+                        await self._publish_reply(*outcome.answer)
+                    return
+                if outcome.msg_id is None and msg.reply:
+                    await self._confirm(msg.reply)
+                if not self.intake.is_duplicate(outcome, duplicates, msg.subject):
+                    await handler(NatsRequest(self, outcome))
+            except Exception:
+                LOG.exception("the server of %s failed on a message of %s", target,
+                              msg.subject)
 
         consumers: list[CoreConsumer | PullConsumer] = []
         try:
@@ -348,7 +358,7 @@ class NatsDriver(Driver):
                 for subject, group in self.naming.server_subjects(target):
                     consumers.append(await CoreConsumer.start(
                         client, subject, group, on_request,
-                        f"relaybus[nats].server[{subject}]"))
+                        f"relaybus[nats].server[{subject}]", guarded=True))
                 if self._notifications.jetstream:  # delayed casts need JetStream
                     consumers.extend(await self._movers(target, "rpc"))
                 await round_trip(client)  # the NATS server knows of us before listen returns
@@ -387,9 +397,13 @@ class NatsDriver(Driver):
             LOG.warning("dropping the reply to %s: %r is not %s", request.msg_id, reply_q[:80],
                         self.intake.reply_rule.description)
             return
-        body = self._check(pack(message))
+        client = self._client()
+        body = pack(message)
+        self.check_size(body)
+        if len(body) > client.max_payload:
+            raise MessageTooLarge(len(body), client.max_payload)
         try:
-            await self._client().publish(reply_q, body)
+            await client.publish(reply_q, body)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             raise translate(exc, f"replying to {reply_q}") from exc
 
