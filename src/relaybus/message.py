@@ -17,6 +17,7 @@ import collections
 import datetime
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -343,10 +344,23 @@ class Notification(msgspec.Struct, frozen=True):
         return {"message_id": self.message_id, "timestamp": self.timestamp}
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
 def format_timestamp(moment: datetime.datetime | None = None) -> str:
-    """UTC time as oslo.messaging writes it: ``YYYY-MM-DD HH:MM:SS[.ffffff]``, no zone."""
-    if moment is None:  # already UTC: no conversion
-        return str(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+    """UTC time as oslo.messaging writes it: ``YYYY-MM-DD HH:MM:SS[.ffffff]``, no zone.
+
+    The current time is what ``str(datetime.now(UTC))`` gives (the same clock, cut to the
+    microsecond), with the date and time of day formatted once per second, not per call.
+    """
+    if moment is None:
+        global _second
+        seconds, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        second = _second
+        if second[0] != seconds:  # tuples are swapped whole: safe across threads
+            second = _second = (seconds, time.strftime("%Y-%m-%d %H:%M:%S",
+                                                       time.gmtime(seconds)))
+        return f"{second[1]}.{micro:06d}" if micro else second[1]
     return str(moment.astimezone(datetime.UTC).replace(tzinfo=None))
 
 

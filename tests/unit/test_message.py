@@ -112,6 +112,27 @@ def test_timestamp_is_oslo_style() -> None:
     assert format_timestamp(moment.replace(microsecond=0)) == "2026-01-02 03:04:05"
 
 
+def test_the_current_timestamp_is_what_datetime_now_gives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+    import time
+
+    before = str(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+    now = format_timestamp()
+    after = str(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?", now)
+    assert before <= now <= after
+    # the formatted second is kept, and renewed when the second changes
+    for nanoseconds, text in ((1767322800_000000000, "2026-01-02 03:00:00"),
+                              (1767322800_123456789, "2026-01-02 03:00:00.123456"),
+                              (1767322801_000001999, "2026-01-02 03:00:01.000001"),
+                              (1767322800_999999999, "2026-01-02 03:00:00.999999")):
+        monkeypatch.setattr(time, "time_ns", lambda n=nanoseconds: n)
+        assert format_timestamp() == text
+        assert text == str(datetime.datetime.fromtimestamp(nanoseconds // 1000 / 1e6,
+                                                            datetime.UTC).replace(tzinfo=None))
+
+
 def test_notification_with_unknown_priority_is_malformed() -> None:
     message = build_notification("p", "e", "info", {}, {})
     message["priority"] = "LOUD"
