@@ -1,9 +1,10 @@
 """Blocking versions of the bus objects, for threaded programs.
 
 One event loop runs on a background thread (started on first use, shared by every sync
-bus of the process); each blocking method runs its async twin there and waits for it.
-Endpoint methods are the same as with the async API: plain ``def`` methods run in the
-server's thread pool, ``async def`` ones on the background loop.
+bus of the process; uvloop where it is installed, see :mod:`relaybus.loops`); each
+blocking method runs its async twin there and waits for it. Endpoint methods are the same
+as with the async API: plain ``def`` methods run in the server's thread pool, ``async def``
+ones on the background loop.
 
 ::
 
@@ -44,6 +45,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import relaybus
+from relaybus import loops
 from relaybus.lifecycle import Consuming
 from relaybus.notify.notifier import Notifier
 from relaybus.rpc.client import RPCClient
@@ -122,7 +124,7 @@ class _LoopThread:
             if self._finished:
                 raise RuntimeError("relaybus.sync has shut down: the interpreter is exiting")
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = loops.new_event_loop()  # uvloop where installed: relaybus.loops
                 thread = threading.Thread(target=loop.run_forever, name="relaybus-sync-loop",
                                           daemon=True)
                 thread.start()

@@ -28,6 +28,7 @@ EXTRA_OF = [
     ("cli/listen.py", "gateway"),  # follows a gateway over WebSocket or MQTT
     ("cli/localbroker.py", "broker"),  # runs the extra's nats-server binary
     ("telemetry.py", "ops"),
+    ("loops.py", "uvloop"),
     ("cli/serve.py", "ops"),  # --metrics-port
     ("oslo_messaging/", "oslo"),
     ("testing/", "testing"),

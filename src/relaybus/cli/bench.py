@@ -10,6 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from relaybus import bench as workloads
+from relaybus import loops
 from relaybus.cli.common import json_option, run, settings_from, url_option
 
 
@@ -25,20 +26,24 @@ def bench(ctx: click.Context, scale: float, rounds: int, url: str | None,
           as_json: bool) -> None:
     """Measure call latency and call, cast and notification throughput."""
     settings = settings_from(ctx, url=url)
+    loop = loops.choose()
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task(f"benchmarking {settings.masked()['url']}",
                             total=rounds * len(workloads.WORKLOADS))
         figures = run(workloads.run(settings.url, scale=scale, rounds=rounds,
                                     progress=lambda _name: bar.advance(task),
-                                    control_exchange=settings.control_exchange), as_json)
+                                    control_exchange=settings.control_exchange),
+                      as_json, loop=loop)
     ratios = workloads.ratios(figures)
     if as_json:
         click.echo(json.dumps({"url": settings.masked()["url"], "scale": scale,
-                               "rounds": rounds, "figures": figures, "ratios": ratios}))
+                               "rounds": rounds, "loop": loop.name,
+                               "loop_version": loop.version, "figures": figures,
+                               "ratios": ratios}))
         return
     table = Table(title=f"relaybus bench on {settings.masked()['url']} "
-                        f"(median of {rounds}, scale {scale})")
+                        f"(median of {rounds}, scale {scale}, loop {loop.describe()})")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in figures.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sys
@@ -12,6 +11,7 @@ from typing import Any, NoReturn
 import click
 
 import relaybus
+from relaybus import loops
 from relaybus.cli import logs
 from relaybus.cli.settings import Settings, SettingsError, resolve
 
@@ -133,13 +133,15 @@ def rpc_hint(url: str, namespace: str | None) -> Callable[[BaseException], str |
 
 
 def run(coro: Coroutine[Any, Any, Any], as_json: bool = False,
-        hint: Callable[[BaseException], str | None] | None = None) -> Any:
+        hint: Callable[[BaseException], str | None] | None = None,
+        loop: loops.Loop | None = None) -> Any:
     """Run a command's coroutine; relaybus and input errors become one line and an exit.
 
-    ``hint(exc)`` may add a few words to the line (see :func:`rpc_hint`).
+    It runs on ``loop``, by default the one :func:`relaybus.loops.choose` picks (uvloop where
+    installed). ``hint(exc)`` may add a few words to the line (see :func:`rpc_hint`).
     """
     try:
-        return asyncio.run(coro)
+        return loops.run(coro, loop=loop)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:

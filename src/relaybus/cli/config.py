@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from relaybus import loops
 from relaybus.cli.common import json_option, settings_from
 
 
@@ -20,12 +21,15 @@ def config() -> None:
 @json_option
 @click.pass_context
 def show(ctx: click.Context, as_json: bool) -> None:
-    """Print the effective settings, secrets masked."""
+    """Print the effective settings, secrets masked, and the event loop commands run on."""
     settings = settings_from(ctx)
     values = settings.masked()
+    loop = loops.choose()
     if as_json:
         click.echo(json.dumps({"settings": values, "sources": settings.sources,
-                               "config_file": str(settings.config_file or "")}))
+                               "config_file": str(settings.config_file or ""),
+                               "loop": {"name": loop.name, "version": loop.version,
+                                        "setting": loop.setting}}))
         return
     table = Table(title=f"relaybus settings (config file: {settings.config_file or 'none'})")
     table.add_column("setting")
@@ -33,4 +37,6 @@ def show(ctx: click.Context, as_json: bool) -> None:
     table.add_column("from")
     for name, value in values.items():
         table.add_row(name, str(value), settings.sources[name])
+    table.add_row("event loop", f"{loop.name} {loop.version or ''}".strip(),
+                  f"{loops.ENV}={loop.setting}")
     Console().print(table)

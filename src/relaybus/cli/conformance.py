@@ -10,7 +10,7 @@ import socket
 import click
 
 import relaybus
-from relaybus import Target
+from relaybus import Target, loops
 from relaybus.cli.common import fail, settings_from, url_option
 from relaybus.contracts.conformance import NAMESPACE, WAIT, reference_server, run_checks
 
@@ -60,9 +60,9 @@ def conformance(ctx: click.Context, url: str | None, topic: str, serve: bool,
     url = settings_from(ctx, url=url).url
     try:
         if serve:
-            asyncio.run(_serve(url, topic, server or socket.gethostname()))
+            loops.run(_serve(url, topic, server or socket.gethostname()))
             return
-        results = asyncio.run(_check(url, topic))
+        results = loops.run(_check(url, topic))
     except (relaybus.MessagingError, ValueError) as exc:
         lonely = isinstance(exc, relaybus.MessageUndeliverable)
         fail(exc, as_json, hint=f"start the server under test, or `relaybus conformance "

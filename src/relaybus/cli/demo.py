@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 import relaybus
-from relaybus import Target
+from relaybus import Target, loops
 from relaybus.cli.common import CommandError, settings_from, url_option
 from relaybus.cli.console_demo import run_console_demo
 from relaybus.cli.demo_services import HOSTS, ComputeManager, InstanceNotFound
@@ -154,7 +154,7 @@ def demo(ctx: click.Context, url: str | None, web_console: bool, http: str) -> N
         return
     console = Console()
     try:
-        steps, used = asyncio.run(run_demo(url))
+        steps, used = loops.run(run_demo(url))
     except (relaybus.MessagingError, ValueError) as exc:
         raise CommandError.of(exc) from None
     table = Table(title=f"relaybus demo on {used}")

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 import relaybus
+from relaybus import loops
 from relaybus.cli.common import EXIT_BAD_INPUT, EXIT_TRANSPORT, CommandError
 
 BAD_ADDRESS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
@@ -54,7 +55,7 @@ def run(main: Callable[[], Any]) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     refused = gateway.mqtt.MqttRefused
     try:
-        asyncio.run(main())
+        loops.run(main())
     except* refused as group:  # the MQTT broker said no (credentials, not authorised)
         raise CommandError(str(group.exceptions[0]), EXIT_TRANSPORT) from None
     except* relaybus.MessagingError as group:

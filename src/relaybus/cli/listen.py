@@ -26,6 +26,8 @@ from typing import Any
 
 import click
 
+from relaybus import loops
+
 DEFAULT_GATEWAY = "http://127.0.0.1:8765"
 FATAL_CLOSE = {4400, 4401, 4403}
 SESSION_PREFIX = "relaybus-listen-"
@@ -248,8 +250,8 @@ def listen(filters: tuple[str, ...], gateway: str | None, mqtt: str | None, as_j
     printer = _Printer(as_json, count)
     try:
         if mqtt:
-            asyncio.run(from_mqtt(mqtt, wanted, printer, session))
+            loops.run(from_mqtt(mqtt, wanted, printer, session))
         else:
-            asyncio.run(from_gateway(gateway or DEFAULT_GATEWAY, wanted, printer, token, since))
+            loops.run(from_gateway(gateway or DEFAULT_GATEWAY, wanted, printer, token, since))
     except KeyboardInterrupt:
         pass

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from relaybus import __version__
+from relaybus import __version__, loops
 from relaybus.cli.bench import bench
 from relaybus.cli.broker import broker
+from relaybus.cli.common import CommandError
 from relaybus.cli.config import config
 from relaybus.cli.conformance import conformance
 from relaybus.cli.demo import demo
@@ -27,7 +28,15 @@ from relaybus.cli.tap import tap
               help="TOML settings file (default: ./relaybus.toml when it exists).")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None) -> None:
-    """relaybus: RPC and notifications for distributed services."""
+    """relaybus: RPC and notifications for distributed services.
+
+    Commands run on uvloop where it is installed, else on asyncio's loop ($RELAYBUS_LOOP:
+    auto, asyncio or uvloop; `relaybus config show` says which).
+    """
+    try:
+        loops.choose()  # a loop that cannot run is one line here, before any command starts
+    except loops.LoopUnavailable as exc:
+        raise CommandError(str(exc)) from None
     ctx.obj = {"config": config_file}
 
 

@@ -22,7 +22,7 @@ from typing import NoReturn
 import click
 
 import relaybus
-from relaybus import telemetry
+from relaybus import loops, telemetry
 from relaybus.cli import logs
 from relaybus.cli.common import MEMORY_NOTE, fail, in_process, settings_from, url_option
 from relaybus.cli.settings import CONFIG_ENV, Settings, env_name
@@ -150,7 +150,7 @@ def serve(ctx: click.Context, reference: str, topic: str | None, server: str | N
                 await asyncio.to_thread(health.close)
 
     try:
-        asyncio.run(go())
+        loops.run(go())
     except relaybus.MessagingError as exc:
         fail(exc)
 
@@ -172,7 +172,9 @@ def _supervise(reference: str, topic: str | None, server: str | None, settings: 
                     f"--{name.replace('_', '-')} serves one process: with --processes "
                     f"{processes} each worker would need its own port (on Kubernetes, run "
                     "one process per pod and scale the replicas)"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    # the workers get the resolved settings below, and the supervisor's event loop choice
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RELAYBUS_") or k == loops.ENV}
     for name, value in settings.values.items():
         if value is not None:
             env[env_name(name)] = str(value)
@@ -186,7 +188,7 @@ def _supervise(reference: str, topic: str | None, server: str | None, settings: 
         module = sys.modules[reference.partition(":")[0]]
         top = sys.modules[module.__name__.partition(".")[0]]
         watch = (getattr(module, "__file__", None), list(getattr(top, "__path__", [])))
-    sys.exit(asyncio.run(Supervisor(command, env, processes, watch).run()))
+    sys.exit(loops.run(Supervisor(command, env, processes, watch).run()))
 
 
 class _State:
