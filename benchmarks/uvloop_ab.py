@@ -12,7 +12,8 @@ one round to the next, so a noisy neighbour weighs on both alike; the table show
   CPU is both processes' user+system time over every message they exchanged.
 - ``rabbit``, ``nats``: ``relaybus bench --json`` (client and server in one process) at
   ``--scale``; its own CPU per sequential call, and the whole process's CPU over every
-  message of the run.
+  message of the run (on nats://, relaybus's and the plain nats-py peer's that
+  ``relaybus bench`` runs beside it, whose own figures are shown too).
 """
 
 from __future__ import annotations
@@ -80,12 +81,21 @@ def bench_round(loop: str, transport: str, scale: float) -> dict[str, float]:
         return dict(report["figures"])
 
     figures, cpu = _with_loop(loop, work)
-    return {"calls/s, 64 callers": figures["64 callers calls_s"],
-            "casts/s": figures["casts msgs_s"],
-            "notifications/s": figures["notifications msgs_s"],
-            "sequential p50 (us)": figures["sequential p50_us"],
-            "CPU per sequential call (us)": figures["sequential cpu_us"],
-            "process CPU per message (us)": cpu / messages * 1e6}
+    raw = "raw nats-py "
+    result = {"calls/s, 64 callers": figures["64 callers calls_s"],
+              "casts/s": figures["casts msgs_s"],
+              "notifications/s": figures["notifications msgs_s"],
+              "sequential p50 (us)": figures["sequential p50_us"],
+              "CPU per sequential call (us)": figures["sequential cpu_us"]}
+    if raw + "64 callers calls_s" in figures:  # nats://: plain nats-py ran in the process too
+        messages += int(2000 * scale) + int(20000 * scale) + int(50000 * scale)
+        result.update({
+            "raw nats-py calls/s, 64 callers": figures[raw + "64 callers calls_s"],
+            "raw nats-py CPU per sequential call": figures[raw + "sequential cpu_us"],
+            "relaybus/raw calls/s, 64 callers": figures["64 callers calls_s"]
+            / figures[raw + "64 callers calls_s"]})
+    result["process CPU per message (us)"] = cpu / messages * 1e6
+    return result
 
 
 def main() -> None:
