@@ -38,7 +38,8 @@ VERSION = "v1"
 
 class Held:
     async def whoami(self, ctxt):
-        return {"pid": os.getpid(), "version": VERSION}
+        return {"pid": os.getpid(), "version": VERSION,
+                "loop": type(asyncio.get_running_loop()).__module__.split(".")[0]}
 
     async def hold(self, ctxt, marker: str):
         """Say it started (a file), then wait until the test creates ``marker + '.go'``."""
@@ -65,13 +66,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(directory: Path, topic: str, *args: str) -> subprocess.Popen[str]:
+def serve(directory: Path, topic: str, *args: str,
+          env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``relaybus serve`` with ``directory`` on its path, its stderr piped."""
     # bytecode written as on a user's machine (--reload must not serve a stale .pyc)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("RELAYBUS_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(PYTHONPATH=os.pathsep.join([str(directory), str(ROOT / "src")]),
                HELD_TOPIC=topic, XDG_STATE_HOME=str(directory / "state"))
+    env.update(env_extra or {})
     return subprocess.Popen([sys.executable, "-m", "relaybus", "serve", *args],
                             cwd=directory, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

@@ -86,7 +86,9 @@ async def test_workers_share_calls_and_drain_on_sigterm(
         await lines.count("ready:", 2)
         seen: set[int] = set()
         for _ in range(40):  # the broker hands calls to its consumers in turn
-            seen.add((await client.call({}, "whoami"))["pid"])
+            answer = await client.call({}, "whoami")
+            assert answer["loop"] == "uvloop"  # installed (dev extra), RELAYBUS_LOOP unset
+            seen.add(answer["pid"])
             if len(seen) == 2:
                 break
         assert len(seen) == 2 and process.pid not in seen
@@ -113,6 +115,21 @@ async def test_workers_share_calls_and_drain_on_sigterm(
         assert await asyncio.to_thread(process.wait, WAIT) == 0
         with pytest.raises(ProcessLookupError):
             os.kill(holder, 0)
+
+
+async def test_workers_run_on_the_loop_the_parent_was_given(
+        tmp_path: Path, topic: str, client: relaybus.RPCClient) -> None:
+    process = serve(tmp_path, topic, write_service(tmp_path), "--processes", "2",
+                    "--url", RABBIT, "--server", "s1", env_extra={"RELAYBUS_LOOP": "asyncio"})
+    with stopped_at_end(process):
+        await Lines(process).count("ready:", 2)
+        loops: dict[int, str] = {}
+        for _ in range(40):  # the broker hands calls to its consumers in turn
+            answer = await client.call({}, "whoami")
+            loops[answer["pid"]] = answer["loop"]
+            if len(loops) == 2:
+                break
+        assert loops and set(loops.values()) == {"asyncio"} and len(loops) == 2
 
 
 async def test_reload_serves_the_changed_module_at_the_next_call(
