@@ -89,6 +89,38 @@ async def test_a_silent_responder_times_out(client: Client) -> None:
     await acks.close()
 
 
+async def test_publishes_time_out_by_their_own_deadlines_on_one_timer(client: Client,
+                                                                      stream: str) -> None:
+    subject = f"acks_silent_{uuid.uuid4().hex}"
+
+    async def silent(msg: Msg) -> None:
+        pass
+
+    await client.subscribe(subject, cb=silent)
+    await client.flush()
+    acks = publisher(client)
+    ended: list[str] = []
+
+    async def publish(name: str, timeout: float) -> None:
+        try:
+            await acks.publish(subject, name.encode(), None, timeout)
+        except nats.errors.TimeoutError:
+            ended.append(name)
+
+    # a later, longer publish first, then a shorter one: the timer is re-armed earlier
+    slow = asyncio.ensure_future(publish("slow", 0.6))
+    await asyncio.sleep(0.05)
+    fast = asyncio.ensure_future(publish("fast", 0.1))
+    for n in range(200):  # acknowledged publishes leave finished entries behind
+        await acks.publish(f"{stream}.a", b"x", {"Nats-Msg-Id": f"m{n % 2}"}, 5.0)
+    assert len(acks._deadlines) <= 2 * len(acks._waiting) + 64 + 1  # swept as it went
+    async with asyncio.timeout(5):
+        await asyncio.gather(slow, fast)
+    assert ended == ["fast", "slow"]
+    assert not acks._waiting and not acks._deadlines and acks._timer is None
+    await acks.close()
+
+
 async def test_close_ends_a_waiting_publish(client: Client) -> None:
     subject = f"acks_silent_{uuid.uuid4().hex}"
     received = asyncio.Event()
