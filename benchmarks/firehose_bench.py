@@ -111,7 +111,7 @@ async def worker(url: str, clients: int, expected: int, mode: str) -> None:
 
     results = await asyncio.gather(*(follow(websocket) for websocket in sockets))
     print(json.dumps({"last": max(r[0] for r in results), "dropped": sum(r[1] for r in results),
-                      "latencies": results[0][2]}), flush=True)
+                      "latencies": results[0][2], "cpu": time.process_time()}), flush=True)
     for websocket in sockets:
         await websocket.close()
 
@@ -182,12 +182,99 @@ def drain_worker(port: int, count: int) -> None:
     print("ready", flush=True)
     while True:
         for fd, _ in poller.poll(1.0):
-            if fd not in sockets:
-                return  # stdin closed: done
+            if fd not in sockets:  # stdin closed: done
+                print(json.dumps({"cpu": time.process_time()}), flush=True)
+                return
             with contextlib.suppress(BlockingIOError):
                 while sockets[fd].recv(1 << 20):
                     pass
         time.sleep(0.05)
+
+
+def _ws_handshake(port: int, path: str) -> Any:
+    """A raw socket with a WebSocket opened on ``path`` (the response head read)."""
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)  # byte by byte: what follows the head is the first frame
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError(f"ws: {head.splitlines()[0]!r}")
+    return sock
+
+
+def count_worker(port: int, clients: int, expected: int) -> None:
+    """Like :func:`worker` in "count" mode, on raw sockets read with epoll: each frame's
+    header is parsed and a batch's count read from its first bytes, nothing else, so the
+    clients take as little of the machine as a client can (their CPU is reported)."""
+    import select
+
+    _raise_open_files()
+    poller = select.epoll()
+    sockets, buffers, counts, dropped = {}, {}, {}, 0
+    for _ in range(clients):
+        sock = _ws_handshake(port, "/ws?topic=%23&batch=1")
+        sock.setblocking(False)
+        sockets[sock.fileno()] = sock
+        buffers[sock.fileno()], counts[sock.fileno()] = bytearray(), -1  # -1: the hello
+        poller.register(sock, select.EPOLLIN)
+    print("ready", flush=True)
+    batch, single = BATCH_PREFIX.encode(), b'{"kind":"event"'
+    done, last = 0, 0.0
+    while done < clients:
+        for fd, _ in poller.poll(60):
+            buffer = buffers[fd]
+            with contextlib.suppress(BlockingIOError):
+                while chunk := sockets[fd].recv(1 << 20):
+                    buffer += chunk
+            while len(buffer) >= 2:
+                size, start = buffer[1] & 0x7F, 2
+                if size == 126:
+                    size, start = int.from_bytes(buffer[2:4], "big"), 4
+                elif size == 127:
+                    size, start = int.from_bytes(buffer[2:10], "big"), 10
+                if len(buffer) < start + size:
+                    break
+                head = bytes(buffer[start:start + 64])
+                if head.startswith(batch):
+                    counts[fd] += int(head[len(batch):head.index(b",", len(batch))])
+                elif head.startswith(single):
+                    counts[fd] += 1
+                elif head.startswith(b'{"kind":"dropped"'):
+                    count = json.loads(bytes(buffer[start:start + size]))["count"]
+                    dropped, counts[fd] = dropped + count, counts[fd] + count
+                elif head.startswith(b'{"kind":"hello"'):
+                    counts[fd] += 1
+                del buffer[:start + size]
+            if counts[fd] >= expected:
+                poller.unregister(fd)
+                done, last = done + 1, time.monotonic()
+    print(json.dumps({"last": last, "dropped": dropped, "latencies": [],
+                      "counted": sum(counts.values()), "cpu": time.process_time()}),
+          flush=True)
+    for sock in sockets.values():
+        sock.close()
+
+
+async def _start_counting(port: int, clients: int, expected: int,
+                          workers: int) -> list[asyncio.subprocess.Process]:
+    processes = []
+    for share in [clients // workers + (1 if i < clients % workers else 0)
+                  for i in range(workers)]:
+        processes.append(await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--count-worker", str(port), str(share), str(expected),
+            stdout=asyncio.subprocess.PIPE))
+    for process in processes:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 300)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"a counting worker did not start: {line!r}")
+    return processes
 
 
 async def _start_worker(url: str, clients: int, expected: int,
@@ -304,11 +391,48 @@ async def _hold_draining(port: int, clients: int,
     return processes
 
 
-async def _release(processes: list[asyncio.subprocess.Process]) -> None:
+async def _release(processes: list[asyncio.subprocess.Process]) -> float:
+    """Let the workers go; returns the CPU seconds the draining ones report having used."""
     for process in processes:
         assert process.stdin is not None
         process.stdin.close()
+    cpu = 0.0
+    for process in processes:
+        assert process.stdout is not None
+        for line in (await process.stdout.read()).splitlines():
+            if line.startswith(b"{"):
+                cpu += json.loads(line)["cpu"]
     await asyncio.gather(*(process.wait() for process in processes))
+    return cpu
+
+
+class GcPauses:
+    """The garbage collector's pauses in this (the gateway's) process while watching."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._began))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    @property
+    def longest_ms(self) -> float:
+        return max((p for _, p in self.pauses), default=0.0) * 1000
+
+    @property
+    def full(self) -> int:
+        return sum(1 for generation, _ in self.pauses if generation == 2)
 
 
 def _percentiles(values: list[float]) -> tuple[float, float]:
@@ -332,17 +456,22 @@ async def loaded(events: int, clients: int, workers: int, rate: float, samples: 
                                               replay_events=events,
                                               max_connections=clients + 100))
         async with gateway.running():
-            url = f"ws://127.0.0.1:{gateway.port}/ws?topic=%23&batch=1"
             notifier = bus.notifier("bench.host1", topics=["notifications"])
-            processes = await _start_workers(url, clients, events, "count", workers)
+            processes = await _start_counting(gateway.port, clients, events, workers)
+            load = os.getloadavg()[0]
             started, cpu = time.monotonic(), time.process_time()
             for i in range(events):
                 await notifier.info({}, "bench.fanout", {"i": i, "pad": PAD})
             results = [await _worker_result(process) for process in processes]
             elapsed = max(r["last"] for r in results) - started
             cpu = time.process_time() - cpu
-            figures = {"deliveries_s": events * clients / elapsed,
-                       "deliveries_cpu_s": events * clients / cpu,
+            deliveries = events * clients
+            counted = sum(r["counted"] for r in results)
+            if counted != deliveries:
+                raise RuntimeError(f"the clients counted {counted} events, not {deliveries}")
+            figures = {"load": load, "deliveries_s": deliveries / elapsed,
+                       "gateway_us": cpu / deliveries * 1e6,
+                       "clients_us": sum(r["cpu"] for r in results) / deliveries * 1e6,
                        "dropped": sum(r["dropped"] for r in results)}
             # Now at a steady rate, to clients that only read (as if on other machines;
             # parsing every frame here would take the CPU the gateway and browser need),
@@ -357,12 +486,20 @@ async def loaded(events: int, clients: int, workers: int, rate: float, samples: 
             else:
                 meter = await _start_worker(f"ws://127.0.0.1:{gateway.port}/ws", 1, samples,
                                             "latency")
-            await _at_rate(notifier, samples, rate)
-            if driver is not None:
-                latencies = await _browser_latencies(driver, samples)
-            else:
-                latencies = (await _worker_result(meter))["latencies"]
-            await _release(processes)
+            figures["latency_load"] = os.getloadavg()[0]
+            cpu = time.process_time()
+            with GcPauses() as pauses:
+                await _at_rate(notifier, samples, rate)
+                if driver is not None:
+                    latencies = await _browser_latencies(driver, samples)
+                else:
+                    latencies = (await _worker_result(meter))["latencies"]
+            # deliveries while measuring: every event to every subscriber (and the meter)
+            figures["latency_gateway_us"] = ((time.process_time() - cpu)
+                                             / (samples * (clients + 1)) * 1e6)
+            figures["gc_longest_ms"], figures["gc_full"] = pauses.longest_ms, pauses.full
+            figures["drain_cpu_s"] = await _release(processes)
+            figures["load_after"] = os.getloadavg()[0]
     figures["p50_ms"], figures["p99_ms"] = _percentiles(latencies)
     return figures
 
@@ -493,15 +630,26 @@ async def main(scale: float, rounds: int, clients: int, browser: bool, idle_n: i
             i["connect_s"] for i in idles)
     if loads:
         prefix = f"{loaded_clients} batching ws clients"
-        figures[f"{prefix} deliveries_s"] = statistics.median(f["deliveries_s"] for f in loads)
-        figures[f"{prefix} deliveries per gateway CPU second"] = statistics.median(
-            f["deliveries_cpu_s"] for f in loads)
+
+        def median(key: str) -> float:
+            return statistics.median(f[key] for f in loads)
+
+        figures[f"{prefix}: load average at start"] = median("load")
+        figures[f"{prefix} deliveries_s"] = median("deliveries_s")
+        figures[f"{prefix}: gateway CPU us per delivery"] = median("gateway_us")
+        figures[f"{prefix}: clients' CPU us per delivery"] = median("clients_us")
         figures[f"{prefix} dropped"] = sum(f["dropped"] for f in loads)
-        who = "browser" if driver is not None else "python ws"
-        figures[f"{prefix}, {rate:g} events/s: {who} latency p50_ms"] = statistics.median(
-            f["p50_ms"] for f in loads)
-        figures[f"{prefix}, {rate:g} events/s: {who} latency p99_ms"] = statistics.median(
-            f["p99_ms"] for f in loads)
+        who = "browser" if browser else "python ws"
+        under = f"{prefix}, {rate:g} events/s"
+        figures[f"{under}: load average at start"] = median("latency_load")
+        figures[f"{under}: {who} latency p50_ms"] = median("p50_ms")
+        figures[f"{under}: {who} latency p99_ms"] = median("p99_ms")
+        figures[f"{under}: worst round's p99_ms"] = max(f["p99_ms"] for f in loads)
+        figures[f"{under}: gateway CPU us per delivery"] = median("latency_gateway_us")
+        figures[f"{under}: draining clients' CPU s"] = median("drain_cpu_s")
+        figures[f"{under}: longest GC pause ms"] = median("gc_longest_ms")
+        figures[f"{under}: full GCs"] = median("gc_full")
+        figures[f"{prefix}: load average at end"] = median("load_after")
     if not fan:
         return figures
     figures |= {
@@ -538,6 +686,9 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         url, clients, expected, mode = sys.argv[2:6]
         asyncio.run(worker(url, int(clients), int(expected), mode))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--count-worker":
+        count_worker(*map(int, sys.argv[2:5]))
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--drain-worker":
         drain_worker(int(sys.argv[2]), int(sys.argv[3]))
