@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from relaybus.gateway.hub import Hub, Item, Subscriber
+from relaybus.gateway.hub import WAKE_CHUNK, Hub, Item, Subscriber
 from relaybus.gateway.replay import ReplayBuffer
 from relaybus.gateway.topics import FilterSet
 
@@ -46,4 +46,39 @@ async def test_a_lone_client_is_woken_at_once() -> None:
         hub.ingest(f"e{n}", "a/b", "t", b"{}")
         async with asyncio.timeout(5):
             assert [e.id for e in await subscriber.take()] == [f"e{n}"]  # type: ignore[union-attr]
+    hub.close()
+
+
+async def test_a_pass_over_many_writers_lets_the_loop_run_between_chunks() -> None:
+    hub = Hub(ReplayBuffer(100))
+    subscribers = [hub.subscribe(f"c{i}", FilterSet.parse(["#"]))
+                   for i in range(WAKE_CHUNK * 2 + 1)]
+    woken: list[int] = []
+
+    def count() -> None:
+        woken.append(sum(s._wakeup.is_set() for s in subscribers))
+        if woken[-1] < len(subscribers):
+            asyncio.get_running_loop().call_soon(count)
+
+    hub.ingest("e0", "a/b", "t", b"{}")
+    asyncio.get_running_loop().call_soon(count)
+    async with asyncio.timeout(5):
+        while not woken or woken[-1] < len(subscribers):  # noqa: ASYNC110 - counted above
+            await asyncio.sleep(0)
+    assert woken == [WAKE_CHUNK, WAKE_CHUNK * 2, WAKE_CHUNK * 2 + 1]
+    assert all(s.queued == 1 for s in subscribers)
+    hub.close()
+
+
+async def test_a_resume_while_events_wait_for_the_flush_gets_each_once() -> None:
+    hub = Hub(ReplayBuffer(100))
+    for n in range(1, 4):
+        hub.ingest(f"e{n}", "a/b", "t", b"{}")  # queued for subscribers at the next flush
+    resumed = hub.subscribe("r", FilterSet.parse(["#"]), since="e1")
+    hub.ingest("e4", "a/b", "t", b"{}")
+    got: list[str] = []
+    async with asyncio.timeout(5):
+        while len(got) < 3:
+            got += [e.id for e in await resumed.take()]  # type: ignore[union-attr]
+    assert got == ["e2", "e3", "e4"] and resumed.queued == 0
     hub.close()

@@ -5,12 +5,20 @@ appends to it. A client too slow for the stream loses its *oldest* queued events
 next thing it is sent is a :class:`Dropped` report with the count (nats.py's slow-consumer
 policy: bounded, drop, count, report). So a stuck client never slows the bus, the hub, or
 any other client.
+
+Events reach the clients in flushes: an event ingested is kept (replay buffer, sinks) at
+once and queued for the subscribers at the next flush, all events since the last one
+together (one pass over the subscribers, not one per event); the flush then wakes the
+writers of the subscribers that got something, WAKE_CHUNK per turn of the event loop, and
+the next flush waits for the end of that pass (and a pause after a big one: see
+LINGER_PER_WAKE).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -64,6 +72,7 @@ HISTORY_BATCH = 256  # events read from the log ahead of what a resuming client 
 # (one write, one batched frame) instead of one wake-up and one write per event per client.
 LINGER_PER_WAKE = 10e-6
 MAX_LINGER = 0.01
+WAKE_CHUNK = 256  # writers woken in one iteration of the event loop
 
 
 class History(Protocol):
@@ -112,6 +121,9 @@ class Subscriber:
         # writers at once, after a pause when busy); everything else wakes it at once.
         self._waker = waker or Subscriber.wake
         self._marked = False
+        # The list the queue holds all of, when it holds exactly one flush's events (the
+        # hub's, the same object for every subscriber): the frames of it are built once.
+        self._shared: list[Event] | None = None
         self._waiting = False  # the writer waits in take()
         # Writes a batch of live events at once, without blocking, if it can (returns
         # whether it did); set by a writer that can (see wake()).
@@ -137,18 +149,38 @@ class Subscriber:
 
     def offer(self, event: Event) -> None:
         """Queue ``event`` if wanted; never blocks (drops this client's oldest when full)."""
-        if self.closed or not self.filters.matches(event.topic, event.levels) \
-                or (event.offset is not None and event.offset <= self.floor):
+        self.offer_many([event])
+
+    def offer_many(self, events: list[Event], size: int = -1) -> None:
+        """Queue the wanted ``events`` (in order); never blocks: when the queue passes its
+        bounds, this client's oldest events are dropped (the newest one is always kept).
+        ``size``: the bytes of all ``events`` (-1: not known)."""
+        if self.closed:
             return
-        queue, size = self._queue, len(event.json)
-        while queue and (len(queue) >= self.max_queue
-                         or self.queued_bytes + size > self.max_bytes):
-            self.queued_bytes -= len(queue.popleft().json)
-            self.dropped_total += 1
-            self._dropped_unreported += 1
-            self._counters.dropped += 1
-        queue.append(event)
+        floor = self.floor
+        if self.filters.everything and (floor < 0 or events[0].offset is None):
+            wanted = events  # the usual case: every event, none read from the log already
+            if size < 0:
+                size = sum(len(event.json) for event in events)
+        else:
+            matches = self.filters.matches
+            wanted = [event for event in events if matches(event.topic, event.levels)
+                      and (event.offset is None or event.offset > floor)]
+            if not wanted:
+                return
+            size = sum(len(event.json) for event in wanted)
+        queue = self._queue
+        self._shared = events if wanted is events and not queue else None
+        queue.extend(wanted)
         self.queued_bytes += size
+        if len(queue) > self.max_queue or self.queued_bytes > self.max_bytes:
+            self._shared = None
+            while len(queue) > 1 and (len(queue) > self.max_queue
+                                      or self.queued_bytes > self.max_bytes):
+                self.queued_bytes -= len(queue.popleft().json)
+                self.dropped_total += 1
+                self._dropped_unreported += 1
+                self._counters.dropped += 1
         if not self._marked:
             self._marked = True
             self._waker(self)
@@ -186,6 +218,7 @@ class Subscriber:
 
     def release(self) -> None:
         """The log is read: send the live events, less those the log already gave."""
+        self._shared = None
         while self._queue and self._queue[0].offset is not None \
                 and self._queue[0].offset <= self.floor:
             self.queued_bytes -= self._queue.popleft().size
@@ -204,6 +237,7 @@ class Subscriber:
             on_close, self.on_close = self.on_close, None
             on_close()
         self._queue.clear()
+        self._shared = None
         self._backlog.clear()
         self.queued_bytes = 0
         self._wakeup.set()
@@ -232,6 +266,7 @@ class Subscriber:
                 return [report]
             if self._queue:
                 queue = self._queue
+                self._shared = None
                 if len(queue) <= limit:  # the usual case: all of it
                     events = list(queue)
                     queue.clear()
@@ -258,8 +293,11 @@ class Subscriber:
         if direct is not None and self._waiting and self._queue and not self._backlog \
                 and not self._held and not self._dropped_unreported \
                 and len(self._queue) <= DIRECT_LIMIT:
-            events = list(self._queue)
+            shared = self._shared
+            events = shared if shared is not None and len(shared) == len(self._queue) \
+                else list(self._queue)
             if direct(cast(list[Item], events)):
+                self._shared = None
                 self._queue.clear()
                 self.queued_bytes = 0
                 self.sent += len(events)
@@ -301,9 +339,13 @@ class Hub:
         self._closed = False
         self.history = history
         self.last_offset: int | None = None  # the newest log offset ingested
+        self._pending: list[Event] = []  # ingested, not yet queued for the subscribers
         self._marked: list[Subscriber] = []  # writers to wake at the next flush
+        self._waking: list[Subscriber] = []  # the rest of a flush's writers to wake
         self._flush_handle: asyncio.Handle | None = None
         self._linger = 0.0
+        self._woken = 0  # writers the last flush woke
+        self._flushing = False
 
     @property
     def subscribers(self) -> frozenset[Subscriber]:
@@ -336,8 +378,8 @@ class Hub:
         event = Event(next(self._seq), event_id, topic, event_type, body, offset)
         self.counters.events_in += 1
         self.replay.append(event)
-        for subscriber in self._subscribers:
-            subscriber.offer(event)
+        self._pending.append(event)  # for the subscribers, at the next flush
+        self._schedule()
         for sink in self._sinks:
             sink(event)
         return event
@@ -346,8 +388,10 @@ class Hub:
         """A new subscriber, given what it missed after ``since`` (or a gap marker).
 
         Taking the backlog and registering happen in one step of the event loop, so no
-        event is both replayed and queued, and none falls between the two.
+        event is both replayed and queued, and none falls between the two (the events
+        ingested since the last flush are queued for the others first).
         """
+        self._distribute()
         if since and self.history is not None:
             return self._subscribe_from_log(name, filters, since)
         backlog: list[Item] = []
@@ -395,11 +439,15 @@ class Hub:
     def _mark(self, subscriber: Subscriber) -> None:
         """Wake ``subscriber``'s writer at the next flush (see LINGER_PER_WAKE)."""
         self._marked.append(subscriber)
-        if self._flush_handle is not None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Flush soon, unless a flush is already due or under way."""
+        if self._flush_handle is not None or self._flushing:
             return
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a synchronous caller): nobody waits, wake now
+        except RuntimeError:  # no loop (a synchronous caller): nobody waits, flush now
             self._flush()
             return
         # After waking many, wait: the writers' pass takes one long loop iteration, so
@@ -408,13 +456,46 @@ class Hub:
         self._flush_handle = (loop.call_later(self._linger, self._flush) if self._linger
                               else loop.call_soon(self._flush))
 
+    def _distribute(self) -> None:
+        """Queue the events ingested since the last time for every subscriber: one pass
+        over the subscribers for all of them, not one per event."""
+        pending = self._pending
+        if pending:
+            self._pending = []
+            size = sum(len(event.json) for event in pending)
+            for subscriber in self._subscribers:
+                subscriber.offer_many(pending, size)
+
     def _flush(self) -> None:
+        """Queue what was ingested and wake the writers that have something, WAKE_CHUNK
+        at a time: a pass over thousands of writers lets the loop breathe in between
+        (bus deliveries, requests, other clients), and the next flush waits for its end."""
         self._flush_handle = None
-        marked, self._marked = self._marked, []
-        for subscriber in marked:
-            subscriber.wake()
-        self._linger = min(MAX_LINGER, len(marked) * LINGER_PER_WAKE) if len(marked) > 1 \
-            else 0.0
+        self._flushing = True  # what is marked meanwhile waits for this flush's end
+        try:
+            # Events that came since the last chunk go to the writers still to be woken
+            # in this pass too; those woken already are marked for the next one.
+            self._distribute()
+            if not self._waking:
+                self._waking, self._marked = self._marked, []
+                self._woken = len(self._waking)
+            waking = self._waking
+            while waking:
+                chunk = waking[:WAKE_CHUNK]
+                del waking[:WAKE_CHUNK]
+                for subscriber in chunk:
+                    subscriber.wake()
+                if waking:
+                    with contextlib.suppress(RuntimeError):  # no loop: all at once
+                        self._flush_handle = asyncio.get_running_loop().call_soon(
+                            self._flush)
+                        return
+        finally:
+            self._flushing = False
+        woken = self._woken
+        self._linger = min(MAX_LINGER, woken * LINGER_PER_WAKE) if woken > 1 else 0.0
+        if self._pending or self._marked:
+            self._schedule()
 
     def _register(self, subscriber: Subscriber) -> Subscriber:
         subscriber._waker = self._mark
@@ -433,7 +514,11 @@ class Hub:
         self._closed = True
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-        self._flush()
+            self._flush_handle = None
+        self._distribute()
+        waking, self._waking, self._marked = self._waking + self._marked, [], []
+        for subscriber in waking:
+            subscriber.wake()
         for subscriber in list(self._subscribers):
             self.unsubscribe(subscriber)
 

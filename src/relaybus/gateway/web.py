@@ -317,8 +317,13 @@ class _FrameCache:
     def __init__(self, size: int = 512) -> None:
         self._size = size
         self._frames: dict[tuple[bool, tuple[str, ...]], list[bytes]] = {}
+        # The last batch seen (a flush hands every client the same list) and its frames.
+        self._last: dict[bool, tuple[list[Item], list[bytes]]] = {}
 
     def frames(self, batch: list[Item], batched: bool) -> list[bytes]:
+        last = self._last.get(batched)
+        if last is not None and last[0] is batch:
+            return last[1]
         if not all(isinstance(item, Event) for item in batch):  # control frames: rare
             texts = ws_batched(batch) if batched else map(_ws, batch)
             return [text_frame(text.encode()) for text in texts]
@@ -331,6 +336,7 @@ class _FrameCache:
                 del self._frames[next(iter(self._frames))]
             texts = ws_batched(batch) if batched else map(_ws, batch)
             frames = self._frames[key] = [text_frame(text.encode()) for text in texts]
+        self._last[batched] = (batch, frames)
         return frames
 
 
