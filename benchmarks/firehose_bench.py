@@ -24,12 +24,17 @@ does not compete with the gateway's.
    idle subscriber = the difference / N.
 4. **Loaded fan-out** (``--loaded-clients N``, default 1,000). N WebSocket clients in
    ``--workers`` processes, each taking batched frames (``?batch=1``: several events per
-   frame when a client lags; see docs/protocol/cloudevents.md) and counting events; the
-   notifier sends as fast as it can: deliveries/s = events x N / elapsed. Then, to N other
-   subscribers (batching WebSocket clients that read and discard every 50 ms, as clients
-   on other machines would cost this one little), events are sent at ``--loaded-rate`` per
-   second (default 250: 250,000 deliveries/s at 1,000 clients) while a browser (or, with
-   --no-browser, a Python client) measures notify-to-arrival latency.
+   frame when a client lags; see docs/protocol/cloudevents.md) and counting events on raw
+   sockets (epoll; only frame headers and a batch's count are read, and the total must be
+   every event to every client); the notifier sends as fast as it can: deliveries/s =
+   events x N / elapsed. Then, to N other subscribers (batching WebSocket clients that read
+   and discard every 50 ms, as clients on other machines would cost this one little),
+   events are sent at ``--loaded-rate`` per second (default 250: 250,000 deliveries/s at
+   1,000 clients) while a browser (or, with --no-browser, a Python client) measures
+   notify-to-arrival latency. Everything shares the machine, so each round also reports
+   the load average (start and end), the CPU the gateway's process and the clients'
+   processes used per delivery, and the garbage collector's longest pause and full
+   collections during the latency phase.
 
 Each workload runs ``--rounds`` times; the table shows medians (latency: the median over
 rounds of each round's p50 / p99), with the load average at the start (the machine is
