@@ -10,7 +10,8 @@ from relaybus.gateway.events import encode
 from relaybus.gateway.hub import Dropped, Gap, Hub, Item, Subscriber
 from relaybus.gateway.logreplay import LogReplay
 from relaybus.gateway.replay import ReplayBuffer
-from relaybus.gateway.topics import FilterSet
+from relaybus.gateway.tap import _Endpoint
+from relaybus.gateway.topics import DEFAULT_TEMPLATE, FilterSet, TopicTemplate
 from relaybus.transport.eventlog import EventLog, Record, Start
 
 
@@ -196,3 +197,21 @@ async def test_the_follower_reads_on_after_a_lost_connection() -> None:
     follower.cancel()
     hub.close()
     await replay.close()
+
+
+async def test_the_tap_appends_until_the_log_takes_the_event() -> None:
+    # A log whose broker restarts refuses for a while: the notification must wait (it is
+    # acknowledged only once appended), not be dropped by the listener's policy.
+    refusals = [TransportError("404 home node down"), TransportError("still down")]
+    appended: list[bytes] = []
+
+    async def append(body: bytes) -> None:
+        if refusals:
+            raise refusals.pop(0)
+        appended.append(body)
+
+    endpoint = _Endpoint(Hub(ReplayBuffer(100)), TopicTemplate(DEFAULT_TEMPLATE), "nova",
+                         "notifications", append)
+    await endpoint.info({}, "compute.host1", "compute.instance.create.end", {},
+                        {"message_id": "m1", "timestamp": ""})
+    assert refusals == [] and len(appended) == 1 and b'"id":"m1"' in appended[0]

@@ -38,7 +38,7 @@ LOG = logging.getLogger(__name__)
 
 PRIME_WAIT = 2.0  # seconds a new gateway waits for the log's newest records (none: empty)
 RETRY_FIRST = 0.5
-RETRY_MAX = 10.0
+RETRY_MAX = 2.0  # a log back after a restart is read again within this
 CATCH_UP_ATTEMPTS = 5  # reads of the log one catch-up tries before a gap marker
 
 

@@ -9,12 +9,14 @@ handler only encodes and hands over, so that costs nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import relaybus
 from relaybus import Target
+from relaybus.errors import MessagingError
 from relaybus.gateway.events import cloudevent, encode, safe_id
 from relaybus.gateway.hub import Hub
 from relaybus.gateway.topics import TopicTemplate
@@ -24,15 +26,18 @@ LOG = logging.getLogger(__name__)
 DEFAULT_POOL = "relaybus-firehose"
 Append = Callable[[bytes], Awaitable[None]]
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+APPEND_RETRY_FIRST = 0.2  # seconds before appending again to a log that refused
+APPEND_RETRY_MAX = 2.0
 
 
 class _Endpoint:
     """A listener endpoint with one method per priority, all feeding the hub."""
 
     def __init__(self, hub: Hub, template: TopicTemplate, exchange: str, bustopic: str,
-                 append: Append | None = None) -> None:
+                 append: Append | None = None, stopping: asyncio.Event | None = None) -> None:
         self._hub = hub
         self._append = append
+        self._stopping = stopping or asyncio.Event()
         self._template = template
         self._exchange = exchange
         self._bustopic = bustopic
@@ -44,10 +49,29 @@ class _Endpoint:
                          metadata: dict[str, Any]) -> None:
             body = self.take(priority, publisher_id, event_type, payload, metadata)
             if body is not None and self._append is not None:
-                await self._append(body)  # acknowledged once the broker's log has it
+                await self._keep(body)  # acknowledged once the broker's log has it
 
         handle.__qualname__ = f"firehose.{priority}"
         return handle
+
+    async def _keep(self, body: bytes) -> None:
+        """Append to the log until it takes the event: while its broker restarts (a
+        RabbitMQ stream answers 404 for a while after), the notification waits
+        unacknowledged, and those behind it wait too (one at a time: the bus's order).
+        Once the tap is stopping, a refusal ends it (the listener's policy applies)."""
+        assert self._append is not None
+        delay = APPEND_RETRY_FIRST
+        while True:
+            try:
+                await self._append(body)
+                return
+            except MessagingError as exc:
+                if self._stopping.is_set():
+                    raise
+                LOG.warning("the replay log did not take an event (%s); again in %.1f s "
+                            "(its notification waits, unacknowledged)", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(APPEND_RETRY_MAX, delay * 2)
 
     def take(self, priority: str, publisher_id: str | None, event_type: str, payload: Any,
              metadata: dict[str, Any]) -> bytes | None:
@@ -93,9 +117,11 @@ class BusTap:
         self.pool = pool
         self.listeners = []
         self._endpoints: list[_Endpoint] = []
+        self._stopping = asyncio.Event()
         for target in targets:
             exchange = target.exchange or bus.driver.control_exchange
-            endpoint = _Endpoint(hub, template, exchange, target.topic or "", append)
+            endpoint = _Endpoint(hub, template, exchange, target.topic or "", append,
+                                 self._stopping)
             self._endpoints.append(endpoint)
             name = pool if len(targets) == 1 else f"{pool}.{exchange}.{target.topic}"
             self.listeners.append(bus.notification_listener(
@@ -112,6 +138,7 @@ class BusTap:
 
     async def stop(self) -> None:
         """Stop taking notifications and let the ones received reach the hub."""
+        self._stopping.set()
         for listener in self.listeners:
             await listener.stop()
         for listener in self.listeners:
