@@ -13,6 +13,7 @@ import sc_client_killed
 import sc_cluster
 import sc_firehose_access
 import sc_firehose_doors
+import sc_firehose_log
 import sc_firehose_mqtt
 import sc_firehose_scopes
 import sc_hostile_input
@@ -45,6 +46,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "firehose-mqtt-outage": (sc_firehose_mqtt.run, ("memory",)),
     "firehose-doors": (sc_firehose_doors.run, ("memory",)),
     "firehose-scope-escape": (sc_firehose_scopes.run, ("memory",)),
+    "firehose-log-restart": (sc_firehose_log.run, ("nats",)),
     "cluster-failover": (sc_cluster.run, ("nats", "rabbit")),
     "reply-reflection": (sc_reflection.run, ("memory", "rabbit", "nats")),
     "oversized-bodies": (sc_oversized.run, ("memory", "rabbit", "nats")),
