@@ -4,7 +4,8 @@ The attempt count and the first failure travel with the message: in its context
 (``relaybus_attempt``, ``relaybus_first_failure``) where the transport rewrites it for the
 next delivery (RabbitMQ, memory), or as the broker's own delivery count (JetStream, whose
 redelivery cannot change the message: the first failure then reads as the time the
-notification was sent).
+notification was sent). Where a queue also counts the deliveries of one copy (RabbitMQ
+quorum queues), those that never settled (a crash, a requeue) are added.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def resume_point(policy: DeliveryPolicy,
     attempt = context.get(ATTEMPT_KEY)
     first = context.get(FIRST_FAILURE_KEY)
     if not isinstance(attempt, int) or attempt < 1:
-        attempt = incoming.deliveries or 1
+        attempt = 1
+    # deliveries of this copy that never settled (a crash, a requeue) count as attempts
+    attempt += (incoming.deliveries or 1) - 1
     if not isinstance(first, str):
         first = _sent_at(incoming.notification.timestamp) if attempt > 1 else None
 

@@ -87,8 +87,10 @@ class IncomingNotification(abc.ABC):
 
     @property
     def deliveries(self) -> int | None:
-        """How many times the broker delivered this notification, this time included,
-        where it counts (JetStream); None elsewhere."""
+        """How many times the broker delivered this copy of the notification, this time
+        included, where it counts (JetStream; RabbitMQ quorum queues on a redelivery); None
+        elsewhere. A broker-side retry that republishes (RabbitMQ) starts a new copy and
+        carries its attempt in the context instead."""
         return None
 
 

@@ -52,15 +52,22 @@ Retry = Callable[[float, Mapping[str, Any]], Awaitable[None]]
 class RabbitNotification(IncomingNotification):
     """A notification taken from a listener's queue; it stays unacknowledged until settled."""
 
-    __slots__ = ("_acks", "_retry", "_settled", "_tag", "notification")
+    __slots__ = ("_acks", "_deliveries", "_retry", "_settled", "_tag", "notification")
 
     def __init__(self, notification: Notification, acks: AckBatcher, tag: int,
-                 retry: Retry | None = None) -> None:
+                 retry: Retry | None = None, deliveries: int | None = None) -> None:
         self.notification = notification
         self._acks = acks
         self._tag = tag
         self._retry = retry
+        self._deliveries = deliveries
         self._settled = False
+
+    @property
+    def deliveries(self) -> int | None:
+        """Deliveries of this copy, this one included, where the queue counts them (a
+        quorum queue's ``x-delivery-count`` on a redelivery); None elsewhere."""
+        return self._deliveries
 
     async def acknowledge(self) -> None:
         if not self._settled:

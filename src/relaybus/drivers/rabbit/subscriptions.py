@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from relaybus.drivers.rabbit.acks import AckBatcher
-from relaybus.drivers.rabbit.amqp import Delivery
+from relaybus.drivers.rabbit.amqp import Delivery, codec
 from relaybus.drivers.rabbit.connector import Connector
 from relaybus.drivers.rabbit.consumer import QueueConsumer
 from relaybus.drivers.rabbit.incoming import (
@@ -153,7 +153,17 @@ class NotificationConsumer(QueueConsumer):
             acks.ack(tag)
             return
         await self._handler(RabbitNotification(notification, acks, tag,
-                                               self._retry_for(delivery)))
+                                               self._retry_for(delivery),
+                                               _deliveries(delivery)))
+
+
+def _deliveries(delivery: Delivery) -> int | None:
+    """How often a quorum queue delivered this message, this time included: 1 + its
+    ``x-delivery-count`` (set only on a redelivery: a first delivery costs nothing here)."""
+    if not delivery.redelivered:
+        return None
+    count = codec.headers_of(delivery.header).get("x-delivery-count")
+    return 1 + count if isinstance(count, int) and count >= 0 else None
 
 
 class ReplyConsumer(QueueConsumer):
