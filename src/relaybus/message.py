@@ -279,6 +279,8 @@ class Reply(msgspec.Struct, frozen=True):
     result: Any = None
     failure: dict[str, Any] | None = None
     ending: bool = False
+    #: the reply's own ``_unique_id`` (tells a repeated delivery from another answer)
+    unique_id: str | None = None
 
     @property
     def is_heartbeat(self) -> bool:
@@ -307,8 +309,10 @@ def parse_reply(message: Mapping[str, Any]) -> Reply:
         failure = decode_json(failure)
     if failure is not None and not isinstance(failure, dict):
         raise MalformedMessage("reply 'failure' must encode a JSON object")
+    unique_id = message.get("_unique_id")
     return Reply(msg_id=msg_id, result=message.get("result"), failure=failure,
-                 ending=bool(message.get("ending", False)))
+                 ending=bool(message.get("ending", False)),
+                 unique_id=unique_id if isinstance(unique_id, str) else None)
 
 
 def refusal(message: Mapping[str, Any],

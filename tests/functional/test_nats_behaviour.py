@@ -19,6 +19,7 @@ from relaybus.testing.delivery_behaviour import (
     DeliveryBehaviour,
 )
 from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
+from relaybus.testing.ping_behaviour import PingAllBehaviour
 
 pytestmark = pytest.mark.broker
 
@@ -33,6 +34,11 @@ class TestNatsRPC(RPCBehaviour):
             await client.publish(f"relaybus.openstack.rpc.{topic}", body,
                                  reply=reply_to or "")
             await client.flush()
+
+
+class TestNatsPingAll(PingAllBehaviour):
+    transport_url = URL
+    broker = BROKER
 
 
 class TestNatsNotifications(NotificationBehaviour):

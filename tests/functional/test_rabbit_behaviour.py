@@ -20,6 +20,7 @@ from relaybus.testing.delivery_behaviour import (
     DeliveryBehaviour,
 )
 from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
+from relaybus.testing.ping_behaviour import PingAllBehaviour
 
 pytestmark = pytest.mark.broker
 
@@ -38,6 +39,11 @@ class TestRabbitRPC(RPCBehaviour):
             await channel.basic_publish(body, exchange="openstack", routing_key=topic)
         finally:
             await connection.close()
+
+
+class TestRabbitPingAll(PingAllBehaviour):
+    transport_url = URL
+    broker = ("RabbitMQ", "127.0.0.1", 5672)
 
 
 class TestRabbitNotifications(NotificationBehaviour):

@@ -1,7 +1,8 @@
 """``relaybus ping`` against servers of every kind on RabbitMQ: ``relaybus serve --ping``
 (a process), a real oslo.messaging server with ``rpc_ping_enabled = True`` and the
 oslo.messaging drop-in with the same option; who answers, and the exit code when one
-does not (ping off: 1; no such server: 4)."""
+does not (ping off: 1; no such server: 4). ``--all``: one fanout ping that every one of
+them answers, relaybus's servers by name, oslo's unnamed."""
 
 from __future__ import annotations
 
@@ -129,3 +130,57 @@ async def test_bad_input_is_one_line_exit_2(url: str, topic: str) -> None:
                                     "--server", "a", "--server", "a")
     assert twice.returncode == 2 and twice.stderr.count("\n") == 1
     assert "twice" in twice.stderr
+    for wrong in (["--all", "--server", "a"], ["--all", "--timeout", "1"], ["--wait", "1"],
+                  ["--all", "--wait", "0"], ["--all", "--wait", "61"], ["--all", "--limit", "0"]):
+        refused = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--url", url, *wrong)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, (wrong, refused)
+
+
+async def test_ping_all_lists_every_server_of_the_topic(url: str, topic: str, oslo: Any,
+                                                        oslo_ping_enabled: None,
+                                                        dropin_server: Any,
+                                                        bus: Any) -> None:
+    await oslo.rpc_server(topic, "oslo", [Hosts()])
+    for name in ("r1", "r2"):
+        await bus.rpc_server(Target(topic=topic, server=name), [Compute(name)],
+                             ping=True).start()
+
+    text = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--all", "--url", url)
+    assert text.returncode == 0, text.stderr
+    *lines, summary = text.stdout.splitlines()
+    assert summary == "4 answered within 1 s"
+    named = sorted(line.split(" ", 1)[0] for line in lines if not line.startswith(
+        f"{topic}: "))
+    assert named == [f"{topic}.dropin", f"{topic}.r1", f"{topic}.r2"]
+    assert all(f"(pid {os.getpid()} on " in line for line in lines if "(pid" in line)
+    unnamed = [line for line in lines if line.startswith(f"{topic}: ")]
+    assert len(unnamed) == 1
+    assert unnamed[0].startswith(f"{topic}: an oslo.messaging server (unnamed): pong in ")
+    assert all(line.endswith(" ms") for line in lines)
+
+    as_json = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--all", "--url", url,
+                                      "--json", "--wait", "2")
+    assert as_json.returncode == 0, as_json.stderr
+    answers = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert sorted(str(a["server"]) for a in answers) == ["None", "dropin", "r1", "r2"]
+    assert all(a["ok"] and a["ms"] > 0 for a in answers)
+    assert [a["reply"] for a in answers if a["server"] is None] == ["pong"]
+
+    # a server whose ping is off answers too, NoSuchMethod: listed, exit 1
+    await bus.rpc_server(Target(topic=topic, server="quiet"), [Compute("q")]).start()
+    mixed = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--all", "--url", url)
+    assert mixed.returncode == 1, mixed.stderr
+    assert mixed.stdout.splitlines()[-1] == "5 answered within 1 s"
+    assert mixed.stderr.startswith(f"{topic}: a server (unnamed): NoSuchMethod: it answers, "
+                                   "but its ping is off")
+
+    limited = await asyncio.to_thread(relaybus_cmd, "ping", topic, "--all", "--url", url,
+                                      "--limit", "2", "--wait", "60")
+    assert limited.stdout.splitlines()[-1] == \
+        "2 answered within 60 s (stopped at --limit 2: more servers may be listening)"
+
+    # nobody listens on a topic without servers: exit 4, one line
+    nobody = await asyncio.to_thread(relaybus_cmd, "ping", f"{topic}_none", "--all",
+                                     "--url", url)
+    assert nobody.returncode == 4 and nobody.stdout == ""
+    assert nobody.stderr.startswith(f"{topic}_none (all servers): MessageUndeliverable")

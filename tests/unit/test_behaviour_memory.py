@@ -9,6 +9,7 @@ from relaybus.testing.delivery_behaviour import (
     DeliveryBehaviour,
 )
 from relaybus.testing.middleware_behaviour import MiddlewareBehaviour
+from relaybus.testing.ping_behaviour import PingAllBehaviour
 
 
 class TestMemoryRPC(RPCBehaviour):
@@ -36,4 +37,8 @@ class TestMemoryMiddleware(MiddlewareBehaviour):
 
 
 class TestMemoryDeadLetterStore(DeadLetterStoreBehaviour):
+    transport_url = "memory://"
+
+
+class TestMemoryPingAll(PingAllBehaviour):
     transport_url = "memory://"

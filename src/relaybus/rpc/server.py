@@ -91,7 +91,7 @@ class RPCServer(Consuming):
         self.target = target
         if endpoints and isinstance(endpoints, Sequence) \
                 and not isinstance(endpoints, (str, bytes)):
-            endpoints = with_ping(endpoints, ping)
+            endpoints = with_ping(endpoints, ping, target.server)
         self.dispatcher = RPCDispatcher(endpoints, access_policy)
         self._driver = driver
         self._serializer = serializer or JsonPayloadSerializer()

@@ -17,6 +17,9 @@ Semantics every driver guarantees:
   request only, or raises :class:`~relaybus.errors.MessagingTimeout` when ``timeout``
   passes, or when ``call_monitor_timeout`` passes without a heartbeat. A cancelled send
   leaves nothing pending behind. Late replies are dropped.
+* **Gathering.** :meth:`Driver.gather` sends one call fanout and returns every final
+  reply that arrived within its window (each once, at most ``limit``); the collecting is
+  :meth:`relaybus.transport.replies.PendingReplies.gather`'s, once for every driver.
 * **Encoding.** Every message is encoded before it leaves the caller (so ``TypeError`` for
   unencodable values and :class:`~relaybus.errors.MessageTooLarge` happen at the caller,
   before anything is sent) and decoded at the receiver; a malformed message is logged once
@@ -41,6 +44,7 @@ from relaybus.errors import MessageTooLarge, TransportError
 from relaybus.message import Notification, Reply, Request
 from relaybus.target import Target
 from relaybus.transport.eventlog import EventLog, Retention
+from relaybus.transport.replies import Answer
 from relaybus.transport.tasks import TaskOwner
 from relaybus.url import TransportURL
 
@@ -175,6 +179,26 @@ class Driver(abc.ABC):
             MessagingTimeout: no final reply (or no heartbeat) in time.
             MessageTooLarge, TypeError: the request cannot be encoded or is too large.
         """
+
+    async def gather(self, target: Target, request: Request, *, window: float,
+                     limit: int) -> list[Answer]:
+        """Send ``request`` as a call to every server of ``target.topic`` (its fanout
+        route, whatever ``target.fanout`` says) and gather their final replies.
+
+        Every server that gets a fanout request carrying a reply address answers it, as
+        oslo.messaging's servers do, so this reaches relaybus's and oslo's alike. Replies
+        that arrive within ``window`` seconds of the send are returned in order of arrival,
+        each with its time, each once; at most ``limit`` (then it returns at once). A
+        transport implements only the sending; the gathering is
+        :meth:`~relaybus.transport.replies.PendingReplies.gather`.
+
+        Raises:
+            MessageUndeliverable: nobody listens on the topic (where the broker says so;
+                otherwise the result is an empty list).
+            MessageTooLarge, TypeError: the request cannot be encoded or is too large.
+            TransportError: the transport cannot gather replies (the default).
+        """
+        raise TransportError(f"the {self.url.scheme} transport cannot gather replies")
 
     @abc.abstractmethod
     async def listen(self, target: Target, handler: RequestHandler) -> Subscription:

@@ -4,13 +4,21 @@ Every call registers its ``_msg_id``; the driver's reply consumer hands each rep
 :meth:`PendingReplies.deliver`. A waiting call ends on its final reply, or with
 MessagingTimeout when its timeout passes or when a call-monitor interval passes without a
 heartbeat. Whatever ends the wait (reply, timeout, cancellation) removes the entry.
+
+A *gathering* (:meth:`PendingReplies.register_gathering`, :meth:`PendingReplies.gather`)
+is the other kind of entry: one request sent fanout, answered by every server that got it.
+It keeps every final reply that arrives within its window, each once (a reply delivered
+again, same ``_unique_id``, is dropped), with the time it took, up to a limit; heartbeats
+are ignored and replies after the window are dropped like any late reply. A call's entry
+is unchanged by this: it ends on the first final reply, and later ones are dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from relaybus.errors import MessagingTimeout, TransportError
 from relaybus.message import Reply
@@ -26,6 +34,42 @@ class _Pending:
         self.heartbeat: asyncio.Event | None = None
 
 
+class Answer(NamedTuple):
+    """A reply gathered from one server, and how long after the send it arrived."""
+
+    reply: Reply
+    #: seconds from the request's registration (just before it was sent) to its arrival
+    elapsed: float
+
+
+class _Gathering:
+    __slots__ = ("answers", "full", "limit", "seen", "started")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.started = loop.time()
+        self.limit = limit
+        self.answers: list[Answer] = []
+        self.seen: set[str] = set()
+        #: done when the limit is reached (result) or the send failed (exception)
+        self.full: asyncio.Future[None] = loop.create_future()
+
+    def add(self, reply: Reply, now: float) -> None:
+        if reply.is_heartbeat or self.full.done():
+            return
+        if reply.unique_id is not None:
+            if reply.unique_id in self.seen:
+                LOG.debug("dropping a repeated reply %s to %s", reply.unique_id, reply.msg_id)
+                return
+            self.seen.add(reply.unique_id)
+        self.answers.append(Answer(reply, now - self.started))
+        if len(self.answers) >= self.limit:
+            self.full.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.full.done():
+            self.full.set_exception(exc)
+
+
 def _expire(future: asyncio.Future[Reply], timeout: float, msg_id: str) -> None:
     if not future.done():
         future.set_exception(MessagingTimeout(
@@ -37,22 +81,35 @@ class PendingReplies:
 
     def __init__(self) -> None:
         self._pending: dict[str, _Pending] = {}
+        self._gathering: dict[str, _Gathering] = {}
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._gathering)
 
     def register(self, msg_id: str) -> None:
         """Start waiting for ``msg_id``; call before the request is published."""
         self._pending[msg_id] = _Pending(asyncio.get_running_loop())
 
+    def register_gathering(self, msg_id: str, limit: int) -> None:
+        """Start gathering the replies to ``msg_id``, at most ``limit`` of them; call
+        before the request is published (its time counts from here)."""
+        if limit < 1:
+            raise ValueError(f"a gathering keeps at least one reply, not {limit}")
+        self._gathering[msg_id] = _Gathering(asyncio.get_running_loop(), limit)
+
     def discard(self, msg_id: str) -> None:
         """Stop waiting for ``msg_id`` (the send failed or was cancelled)."""
         self._pending.pop(msg_id, None)
+        self._gathering.pop(msg_id, None)
 
     def deliver(self, reply: Reply) -> None:
         """Hand a received reply to its waiting call; replies nobody waits for are dropped."""
         pending = self._pending.get(reply.msg_id)
         if pending is None:
+            gathering = self._gathering.get(reply.msg_id)
+            if gathering is not None:
+                gathering.add(reply, asyncio.get_running_loop().time())
+                return
             LOG.debug("dropping reply for %s: no call is waiting for it", reply.msg_id)
             return
         if reply.is_heartbeat:
@@ -68,6 +125,9 @@ class PendingReplies:
         pending = self._pending.get(msg_id)
         if pending is not None and not pending.future.done():
             pending.future.set_exception(exc)
+        gathering = self._gathering.get(msg_id)
+        if gathering is not None:
+            gathering.fail(exc)
 
     def fail_all(self, exc: BaseException) -> None:
         """End every waiting call with ``exc`` (the connection is gone for good)."""
@@ -75,6 +135,34 @@ class PendingReplies:
             if not pending.future.done():
                 pending.future.set_exception(exc)
         self._pending.clear()
+        for gathering in self._gathering.values():
+            gathering.fail(exc)
+        self._gathering.clear()
+
+    async def gather(self, msg_id: str, window: float) -> list[Answer]:
+        """The replies to ``msg_id`` that arrived within ``window`` seconds of its
+        registration (fewer when the limit was reached first), in order of arrival.
+
+        Raises:
+            whatever :meth:`fail` ended the gathering with (the request came back
+            undeliverable, the connection is gone).
+        """
+        gathering = self._gathering.get(msg_id)
+        if gathering is None:
+            raise TransportError(f"no gathering registered for {msg_id}")
+        full = gathering.full
+        try:
+            left = gathering.started + window - asyncio.get_running_loop().time()
+            if not full.done() and left > 0:
+                # shielded: the window closing must not cancel what fail() may still set
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(full), left)
+            if full.done() and not full.cancelled():
+                full.result()  # raises what fail() set
+            return list(gathering.answers)
+        finally:
+            self._gathering.pop(msg_id, None)
+            full.cancel()
 
     async def wait(self, msg_id: str, timeout: float | None,
                    call_monitor_timeout: float | None = None) -> Reply:

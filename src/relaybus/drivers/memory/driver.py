@@ -60,7 +60,7 @@ from relaybus.transport.base import (
     TapHandler,
 )
 from relaybus.transport.intake import AMQP_REPLY_QUEUE, Intake, Refused
-from relaybus.transport.replies import PendingReplies
+from relaybus.transport.replies import Answer, PendingReplies
 from relaybus.url import TransportURL
 
 LOG = logging.getLogger(__name__)
@@ -191,6 +191,23 @@ class MemoryDriver(Driver):
             if not broker.publish(exchange, routing_key, body):
                 raise MessageUndeliverable(target)
             return await self._replies.wait(msg_id, timeout, call_monitor_timeout)
+        finally:
+            self._replies.discard(msg_id)
+
+    async def gather(self, target: Target, request: Request, *, window: float,
+                     limit: int) -> list[Answer]:
+        broker = self.broker
+        exchange, routing_key = self._route(target.replace(server=None, fanout=True))
+        self._ensure_reply_queue()
+        msg_id = new_unique_id()
+        body = self.check_size(pack(build_request(
+            request.method, request.args, request.context, namespace=request.namespace,
+            version=request.version, msg_id=msg_id, reply_q=self._reply_queue)))
+        self._replies.register_gathering(msg_id, limit)
+        try:
+            if not broker.publish(exchange, routing_key, body):
+                raise MessageUndeliverable(target)
+            return await self._replies.gather(msg_id, window)
         finally:
             self._replies.discard(msg_id)
 

@@ -75,7 +75,7 @@ from relaybus.transport.base import (
 )
 from relaybus.transport.eventlog import EventLog, Retention
 from relaybus.transport.intake import Intake, Refused, ReplyAddressRule
-from relaybus.transport.replies import PendingReplies
+from relaybus.transport.replies import Answer, PendingReplies
 from relaybus.url import TransportURL
 
 LOG = logging.getLogger(__name__)
@@ -266,6 +266,33 @@ class NatsDriver(Driver):
             except (nats.errors.Error, OSError, TimeoutError) as exc:
                 raise translate(exc, f"sending to {subject}") from exc
             return await self._replies.wait(msg_id, timeout, call_monitor_timeout)
+        except _NoResponders:
+            raise MessageUndeliverable(target) from None
+        finally:
+            self._replies.discard(msg_id)
+
+    async def gather(self, target: Target, request: Request, *, window: float,
+                     limit: int) -> list[Answer]:
+        """Publish the call to the topic's fanout subject, with the reply subject every
+        server answers to, and gather the replies; no subscriber: MessageUndeliverable
+        (the NATS server's no-responders status)."""
+        self._client()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "the target has no topic")
+        subject = self.naming.fanout_subject(target)
+        inbox = self._inbox or await self._ensure_inbox()
+        msg_id = new_unique_id()
+        reply_to = f"{inbox}.{msg_id}"
+        body = self._check(pack(build_request(
+            request.method, request.args, request.context, namespace=request.namespace,
+            version=request.version, msg_id=msg_id, reply_q=reply_to)))
+        self._replies.register_gathering(msg_id, limit)
+        try:
+            try:
+                await self._client().publish(subject, body, reply=reply_to)
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                raise translate(exc, f"sending to {subject}") from exc
+            return await self._replies.gather(msg_id, window)
         except _NoResponders:
             raise MessageUndeliverable(target) from None
         finally:

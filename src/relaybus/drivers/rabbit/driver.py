@@ -74,7 +74,7 @@ from relaybus.transport.base import (
 )
 from relaybus.transport.eventlog import EventLog, Retention
 from relaybus.transport.intake import AMQP_REPLY_QUEUE, Intake
-from relaybus.transport.replies import PendingReplies
+from relaybus.transport.replies import Answer, PendingReplies
 from relaybus.url import TransportURL
 
 LOG = logging.getLogger(__name__)
@@ -289,6 +289,32 @@ class RabbitDriver(Driver):
         finally:
             replies.discard(msg_id)
             self._calls.pop(msg_id, None)
+
+    async def gather(self, target: Target, request: Request, *, window: float,
+                     limit: int) -> list[Answer]:
+        """Publish the call to ``<topic>_fanout`` (declared first, confirmed, mandatory, as
+        a fanout cast is) and gather the replies; returned: MessageUndeliverable."""
+        _, publisher = self._live()
+        if target.topic is None:
+            raise MessageUndeliverable(target, "the target has no topic")
+        reply_queue = self._reply_consumer.name if self._reply_consumer is not None \
+            else await self._start_replies(self.rabbit_options.send_timeout)
+        msg_id = new_unique_id()
+        message = build_request(request.method, request.args, request.context,
+                                namespace=request.namespace, version=request.version,
+                                msg_id=msg_id, reply_q=reply_queue)
+        body = self.check_size(pack(message))
+        fanout = self._topology.fanout_exchange(target.topic)
+        self._replies.register_gathering(msg_id, limit)
+        try:
+            # expires with the window: a server that takes it later answers nobody
+            await publisher.publish_confirmed(
+                fanout.name, "", body, self._properties_for_call(window), mandatory=True,
+                unique_id=message["_unique_id"], target=target,
+                timeout=self.rabbit_options.send_timeout, kind=FANOUT, requires=fanout)
+            return await self._replies.gather(msg_id, window)
+        finally:
+            self._replies.discard(msg_id)
 
     async def _publish_call(self, publisher: Publisher, spec: ExchangeSpec, exchange: str,
                             key: str, body: bytes, properties: bytes,
