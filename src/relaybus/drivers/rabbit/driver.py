@@ -116,6 +116,8 @@ class RabbitDriver(Driver):
         self._cast_properties = codec.message_properties(
             expiration=str(math.ceil(ttl * 1000)) if ttl else None)
         self._closed = False
+        #: a fanout call was sent: servers may still answer it after the gathering ended
+        self._gathered = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,6 +164,7 @@ class RabbitDriver(Driver):
         when the broker does not answer: a resource alarm blocks the connection and the
         broker stops reading it. What is not done by then is abandoned and the socket is
         aborted (an undeleted reply queue expires by ``rabbit_transient_queues_ttl``).
+        After a :meth:`gather`, the reply queue is left to expire the same way (see there).
         """
         if self._closed:
             return
@@ -177,7 +180,7 @@ class RabbitDriver(Driver):
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout_at(deadline):
-                if reply_consumer is not None:
+                if reply_consumer is not None and not self._gathered:
                     await self._delete_reply_queue(reply_consumer.name, timeout)
                 if self._publisher is not None:
                     await self._publisher.close()
@@ -305,6 +308,11 @@ class RabbitDriver(Driver):
                                 msg_id=msg_id, reply_q=reply_queue)
         body = self.check_size(pack(message))
         fanout = self._topology.fanout_exchange(target.topic)
+        # servers may answer after the window or the limit: the reply queue is then left to
+        # expire (rabbit_transient_queues_ttl) at close, as oslo.messaging's clients always
+        # leave theirs, so a late answer lands there; an oslo server whose reply finds no
+        # queue retries it for 60 s (missing_destination_retry_timeout) and logs an error
+        self._gathered = True
         self._replies.register_gathering(msg_id, limit)
         try:
             # expires with the window: a server that takes it later answers nobody
