@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
+import relaybus
 from relaybus.errors import TransportError
 from relaybus.gateway.events import encode
 from relaybus.gateway.hub import Dropped, Gap, Hub, Item, Subscriber
@@ -215,3 +216,18 @@ async def test_the_tap_appends_until_the_log_takes_the_event() -> None:
     await endpoint.info({}, "compute.host1", "compute.instance.create.end", {},
                         {"message_id": "m1", "timestamp": ""})
     assert refusals == [] and len(appended) == 1 and b'"id":"m1"' in appended[0]
+
+
+async def test_a_stopping_tap_gives_an_unlogged_event_back_to_the_bus() -> None:
+    # While the gateway stops, a log that refuses must not cost the event: its
+    # notification is requeued (for the next gateway), not given up by the policy.
+    async def append(body: bytes) -> None:
+        raise TransportError("404 home node down")
+
+    stopping = asyncio.Event()
+    stopping.set()
+    endpoint = _Endpoint(Hub(ReplayBuffer(100)), TopicTemplate(DEFAULT_TEMPLATE), "nova",
+                         "notifications", append, stopping)
+    result = await endpoint.info({}, "compute.host1", "compute.instance.create.end", {},
+                                 {"message_id": "m2", "timestamp": ""})
+    assert result == relaybus.NotificationResult.REQUEUE

@@ -46,28 +46,33 @@ class _Endpoint:
 
     def _handler(self, priority: str) -> Any:
         async def handle(ctxt: Any, publisher_id: str | None, event_type: str, payload: Any,
-                         metadata: dict[str, Any]) -> None:
+                         metadata: dict[str, Any]) -> relaybus.NotificationResult | None:
             body = self.take(priority, publisher_id, event_type, payload, metadata)
-            if body is not None and self._append is not None:
-                await self._keep(body)  # acknowledged once the broker's log has it
+            if body is not None and self._append is not None \
+                    and not await self._keep(body):  # acknowledged once the log has it
+                return relaybus.NotificationResult.REQUEUE  # back to the bus, not lost
+            return None
 
         handle.__qualname__ = f"firehose.{priority}"
         return handle
 
-    async def _keep(self, body: bytes) -> None:
+    async def _keep(self, body: bytes) -> bool:
         """Append to the log until it takes the event: while its broker restarts (a
         RabbitMQ stream answers 404 for a while after), the notification waits
         unacknowledged, and those behind it wait too (one at a time: the bus's order).
-        Once the tap is stopping, a refusal ends it (the listener's policy applies)."""
+        Once the tap is stopping, a refusal returns False: the notification goes back
+        to the bus for the next gateway (or this one's restart)."""
         assert self._append is not None
         delay = APPEND_RETRY_FIRST
         while True:
             try:
                 await self._append(body)
-                return
+                return True
             except MessagingError as exc:
                 if self._stopping.is_set():
-                    raise
+                    LOG.warning("the replay log did not take an event while the gateway "
+                                "stops (%s); its notification goes back to the bus", exc)
+                    return False
                 LOG.warning("the replay log did not take an event (%s); again in %.1f s "
                             "(its notification waits, unacknowledged)", exc, delay)
             await asyncio.sleep(delay)
