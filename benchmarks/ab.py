@@ -1,9 +1,10 @@
 """A/B: relaybus at another revision against the working tree, on one benchmark, alternating.
 
-    python benchmarks/ab.py --base REV [--bench rabbit|nats] [--rounds 3] [--scale 0.5]
+    python benchmarks/ab.py --base REV [--bench rabbit|nats|memory] [--rounds 3] [--scale 0.5]
 
 Checks REV out into a temporary git worktree and runs ``benchmarks/<bench>_bench.py
---only relaybus --rounds 1 --json`` alternately with ``PYTHONPATH`` pointing at each
+--only relaybus --rounds 1 --json`` (``memory_bench.py --rounds 1 --json``: relaybus and the
+asyncio floor in one process) alternately with ``PYTHONPATH`` pointing at each
 tree's ``src`` (base first, then this tree, ``--rounds`` times), so that load on the machine
 falls on both sides alike. Prints the median of each figure per side and the ratio
 this/base (above 1 is better, except latencies and memory).
@@ -28,8 +29,9 @@ LOWER_IS_BETTER = ("_us", "_mb")
 
 def _run(bench: str, src: Path, scale: float) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(src))
-    out = subprocess.run([sys.executable, str(HERE / f"{bench}_bench.py"), "--only",
-                          "relaybus", "--rounds", "1", "--scale", str(scale), "--json"],
+    only = [] if bench == "memory" else ["--only", "relaybus"]
+    out = subprocess.run([sys.executable, str(HERE / f"{bench}_bench.py"), *only,
+                          "--rounds", "1", "--scale", str(scale), "--json"],
                          env=env, capture_output=True, text=True, check=True, timeout=1800)
     data = json.loads(out.stdout)
     return data.get("relaybus", data)
@@ -38,7 +40,7 @@ def _run(bench: str, src: Path, scale: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the revision to compare against")
-    parser.add_argument("--bench", choices=("rabbit", "nats"), default="rabbit")
+    parser.add_argument("--bench", choices=("rabbit", "nats", "memory"), default="rabbit")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=0.5)
     args = parser.parse_args()

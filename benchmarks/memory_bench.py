@@ -32,7 +32,7 @@ def main() -> None:
         run = uvloop.run
     medians = run(bench.run("memory://bench", scale=args.scale, rounds=args.rounds))
     if args.json:
-        print(json.dumps(medians, indent=2))
+        print(json.dumps({**medians, **bench.ratios(medians)}, indent=2))
         return
     print(f"memory:// benchmark, median of {args.rounds} rounds (scale {args.scale}, "
           f"{args.loop} loop, load {os.getloadavg()[0]:.2f})")

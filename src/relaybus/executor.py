@@ -45,6 +45,18 @@ class Executor:
         slots = self._slots
         if not slots.take():
             await slots.wait()
+        self._start(work)
+
+    def try_submit(self, work: Callable[[], Awaitable[None]]) -> bool:
+        """Start ``work()`` in a task of its own if a slot is free now (and nobody waits
+        for one); False, doing nothing, otherwise (then :meth:`submit` waits for one)."""
+        if not self._slots.take():
+            return False
+        self._start(work)
+        return True
+
+    def _start(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Start ``work()`` in a task holding the slot just taken."""
         self._count += 1
         try:
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(

@@ -22,7 +22,7 @@ import enum
 import inspect
 import logging
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -52,7 +52,7 @@ from relaybus.middleware import (
 from relaybus.notify.filters import NotificationFilter
 from relaybus.serializer import JsonPayloadSerializer, Serializer
 from relaybus.target import Target
-from relaybus.transport.base import Driver, IncomingNotification, Subscription
+from relaybus.transport.base import HANDED_OFF, Driver, IncomingNotification, Subscription
 
 LOG = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class _ListenerBase(Consuming):
         return await self._driver.listen_for_notifications(pairs, self.pool, self._on_message)
 
     @abc.abstractmethod
-    async def _on_message(self, incoming: IncomingNotification) -> None:
+    def _on_message(self, incoming: IncomingNotification) -> Awaitable[None]:
         """Take one delivered notification (each listener kind hands it on its own way)."""
 
     def _decode(self, incoming: IncomingNotification) -> tuple[Any, Any]:
@@ -255,8 +255,12 @@ class NotificationListener(_ListenerBase):
                          threads=threads, drain_timeout=drain_timeout, delivery=delivery,
                          pipeline=pipeline)
 
-    async def _on_message(self, incoming: IncomingNotification) -> None:
-        await self.executor.submit(lambda: self._handle(incoming))
+    def _on_message(self, incoming: IncomingNotification) -> Awaitable[None]:
+        # a free slot starts the notification's task now: the driver need not await
+        executor = self.executor
+        if executor.try_submit(lambda: self._handle(incoming)):
+            return HANDED_OFF
+        return executor.submit(lambda: self._handle(incoming))
 
     async def _handle(self, incoming: IncomingNotification) -> None:
         hooks = self._pipeline.hooks(HANDLE_NOTIFICATION)

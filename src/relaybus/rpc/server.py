@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from relaybus import telemetry
@@ -27,7 +27,7 @@ from relaybus.rpc.remote_errors import serialize_exception
 from relaybus.rpc.signature import signature_of
 from relaybus.serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
 from relaybus.target import Target
-from relaybus.transport.base import Driver, IncomingRequest, Subscription
+from relaybus.transport.base import HANDED_OFF, Driver, IncomingRequest, Subscription
 
 LOG = logging.getLogger(__name__)
 
@@ -105,8 +105,12 @@ class RPCServer(Consuming):
     async def _subscribe(self) -> Subscription:
         return await self._driver.listen(self.target, self._on_request)
 
-    async def _on_request(self, incoming: IncomingRequest) -> None:
-        await self.executor.submit(lambda: self._handle(incoming))
+    def _on_request(self, incoming: IncomingRequest) -> Awaitable[None]:
+        # a free slot starts the request's task now: the driver need not await anything
+        executor = self.executor
+        if executor.try_submit(lambda: self._handle(incoming)):
+            return HANDED_OFF
+        return executor.submit(lambda: self._handle(incoming))
 
     async def _handle(self, incoming: IncomingRequest) -> None:
         request = incoming.request

@@ -25,9 +25,11 @@ Semantics every driver guarantees:
   before anything is sent) and decoded at the receiver; a malformed message is logged once
   and dropped (or dead-lettered), never passed on and never fatal to the listener.
 * **Handlers.** Handlers are awaited one message at a time per subscription; they are
-  expected to hand work off quickly. A subscription's ``stop()`` stops new deliveries and
-  returns once every message already taken from the broker has been handed to the
-  handler; nothing taken is dropped.
+  expected to hand work off quickly. A handler may return :data:`HANDED_OFF`, an
+  awaitable that is already finished, when it handed the message off without waiting; a
+  driver may test for it (``is HANDED_OFF``) to skip the await. A subscription's
+  ``stop()`` stops new deliveries and returns once every message already taken from the
+  broker has been handed to the handler; nothing taken is dropped.
 * **Notifications are at-least-once**: a notification leaves the broker only once its
   handler called ``acknowledge()``; ``requeue()`` gives it back for another delivery.
 * **close()** is idempotent; after it, sends raise
@@ -37,7 +39,7 @@ Semantics every driver guarantees:
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from relaybus.errors import MessageTooLarge, TransportError
@@ -97,6 +99,23 @@ class IncomingNotification(abc.ABC):
         carries its attempt in the context instead."""
         return None
 
+
+class _HandedOff:
+    """An awaitable that is already finished (awaiting it returns None at once)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # a generator that ends at once
+
+    def __repr__(self) -> str:
+        return "HANDED_OFF"
+
+
+#: What a handler returns when it has handed the message off without waiting (see the
+#: module docstring); awaiting it does nothing.
+HANDED_OFF: Awaitable[None] = _HandedOff()
 
 RequestHandler = Callable[[IncomingRequest], Awaitable[None]]
 NotificationHandler = Callable[[IncomingNotification], Awaitable[None]]

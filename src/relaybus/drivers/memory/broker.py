@@ -6,6 +6,13 @@ really encoded. Consumers may live on different event loops (the sync facade run
 own): deliveries cross loops with ``call_soon_threadsafe`` and broker state is guarded by a
 lock.
 
+A body published on the loop of an idle consumer is handled inside the publish, in the
+consumer's own context, as a broker hands a delivery to a waiting channel at once: the
+handler checks it and hands it off (an RPC server starts the request's task) without a
+task switch in between, so a call costs the loop two turns (the server's task, then the
+caller), like a bare request/reply over an ``asyncio.Queue``. Bodies that arrive while the
+consumer is busy, or from another loop, wait in its inbox for its task, in order.
+
 Nothing grows without bound. A consumer holds at most :data:`CONSUMER_PREFETCH` bodies
 (received, not yet handled), like a channel's prefetch; the rest waits in its queue. A
 queue that no consumer takes from holds at most :attr:`QueueLimits.max_queue_length`
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import dataclasses
 import itertools
 import logging
@@ -39,6 +47,9 @@ LOG = logging.getLogger(__name__)
 CONSUMER_PREFETCH = 256
 #: Seconds between two log lines about the drops of one queue.
 DROP_LOG_INTERVAL = 60.0
+
+#: A consumer's handler: None when done with the body, else an awaitable for the rest.
+Handler = Callable[[Any], Awaitable[None] | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,48 +92,106 @@ def _size(body: Any) -> int:
 
 
 class Consumer:
-    """One consumer of one queue: an inbox drained by a named task into a handler."""
+    """One consumer of one queue: bodies handed to a handler on the consumer's loop.
 
-    def __init__(self, queue: Queue, handler: Callable[[bytes], Awaitable[None]],
-                 name: str) -> None:
+    ``handler(body)`` is a plain function: it returns None when it is done with the body,
+    or an awaitable for the rest of the work (which the consumer's task then awaits before
+    the next body). A body that reaches an idle consumer on its own loop is handled at
+    once, inside the publish, with no task switch (as an idle channel's consumer gets a
+    delivery straight away); one that arrives while the consumer is busy, from another
+    loop, or while a handler's awaitable is pending waits in the inbox, in order, for the
+    consumer's task. The handler always runs in the consumer's own context (a copy of the
+    one it was started in), never the publisher's.
+    """
+
+    def __init__(self, queue: Queue, handler: Handler, name: str) -> None:
         self.queue = queue
         self.handler = handler
         self.loop = asyncio.get_running_loop()
-        self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.context = contextvars.copy_context()
+        self.inbox: collections.deque[tuple[Any, Awaitable[None] | None]] = \
+            collections.deque()
         self.held = 0  # delivered to this consumer and not yet handled; under the broker lock
-        self.task = self.loop.create_task(self._pump(), name=name)
+        # True while a body is being handled or the inbox has work: deliveries queue up
+        self._busy = False
+        self._stopping = False
+        self._wakeup: asyncio.Future[None] | None = None
+        self.task = self.loop.create_task(self._pump(), name=name, context=self.context)
 
     @property
     def has_room(self) -> bool:
         return self.held < CONSUMER_PREFETCH
 
-    def deliver(self, body: bytes) -> None:
+    def deliver(self, body: Any) -> None:
+        """Take one body (the broker holds its lock)."""
         self.held += 1
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            self.inbox.put_nowait(body)
+        if asyncio._get_running_loop() is self.loop:
+            self._arrive(body, False)
         else:
-            self.loop.call_soon_threadsafe(self.inbox.put_nowait, body)
+            self.loop.call_soon_threadsafe(self._arrive, body, True)
+
+    def _arrive(self, body: Any, settle: bool) -> None:
+        """On the consumer's loop: handle the body now if idle, else queue it."""
+        if self._busy:
+            self._queue(body, None)
+            return
+        self._busy = True
+        try:
+            pending = self.context.run(self.handler, body)
+        except Exception:  # one message must never stop a consumer
+            LOG.exception("consumer %s could not handle a message; dropped it",
+                          self.task.get_name())
+            pending = None
+        if pending is not None:  # the rest waits for the task (and so do later bodies)
+            self._queue(None, pending)
+            return
+        self._busy = bool(self.inbox)  # bodies it published to itself wait for the task
+        if settle:
+            self.queue.broker.settled(self)
+        else:  # inside the queue's dispatch, under the broker lock
+            self.held -= 1
+
+    def _queue(self, body: Any, pending: Awaitable[None] | None) -> None:
+        self._busy = True
+        self.inbox.append((body, pending))
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     async def _pump(self) -> None:
-        while (body := await self.inbox.get()) is not None:
+        inbox = self.inbox
+        while True:
+            if not inbox:
+                self._busy = False
+                if self._stopping:
+                    return
+                self._wakeup = self.loop.create_future()
+                await self._wakeup
+                continue
+            body, pending = inbox.popleft()
             try:
-                await self.handler(body)
+                if pending is None:
+                    pending = self.handler(body)
+                if pending is not None:
+                    await pending
             except Exception:  # one message must never stop a consumer
                 LOG.exception("consumer %s could not handle a message; dropped it",
                               self.task.get_name())
             finally:
                 self.queue.broker.settled(self)
 
+    def _stop_marker(self) -> None:
+        self._stopping = True
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
     async def stop(self) -> None:
         """Leave the queue; hand what the inbox holds to the handler, then end."""
         self.queue.broker.cancel(self)
-        # call_soon, not put_nowait: a delivery another thread scheduled before the
-        # cancel must still land before the end marker.
-        self.loop.call_soon(self.inbox.put_nowait, None)
+        # call_soon: a delivery another thread scheduled before the cancel must still
+        # land before the end.
+        self.loop.call_soon(self._stop_marker)
         await self.task
 
 
@@ -265,7 +334,7 @@ class MemoryBroker:
             consumer.queue.dispatch()
 
     def add_tap(self, wants: Callable[[str, str], bool],
-                handler: Callable[[Any], Awaitable[None]], name: str) -> Consumer:
+                handler: Handler, name: str) -> Consumer:
         """Copy ``(exchange, key, body)`` of every publish ``wants(exchange, key)`` accepts.
 
         Taps see messages without taking them and do not make a message routable.
@@ -308,8 +377,7 @@ class MemoryBroker:
             if queue is not None:
                 queue.put(body, front=True)
 
-    def consume(self, queue_name: str, handler: Callable[[bytes], Awaitable[None]],
-                name: str) -> Consumer:
+    def consume(self, queue_name: str, handler: Handler, name: str) -> Consumer:
         """Start a consumer; bodies already waiting in the queue go to it first."""
         with self._lock:
             queue = self._queues[queue_name]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from relaybus.drivers.memory.broker import (
@@ -50,6 +50,7 @@ from relaybus.message import (
 )
 from relaybus.target import Target
 from relaybus.transport.base import (
+    HANDED_OFF,
     Driver,
     IncomingNotification,
     IncomingRequest,
@@ -219,7 +220,7 @@ class MemoryDriver(Driver):
                                                        f"relaybus[memory].replies[{name}]")
             self._reply_queue = name
 
-    async def _on_reply(self, body: bytes) -> None:
+    def _on_reply(self, body: bytes) -> None:
         reply = self.intake.reply(body, self._reply_queue or "")
         if reply is not None:
             self._replies.deliver(reply)
@@ -268,13 +269,15 @@ class MemoryDriver(Driver):
         duplicates = DuplicateFilter()
         source = target.topic
 
-        async def on_body(body: bytes) -> None:
+        def on_body(body: bytes) -> Awaitable[None] | None:
             outcome = self.intake.request(body, source)
             if isinstance(outcome, Refused):
                 if outcome.answer is not None:
                     self._publish_reply_body(*outcome.answer, None)
             elif not self.intake.is_duplicate(outcome, duplicates, source):
-                await handler(_MemoryRequest(self, outcome))
+                pending = handler(_MemoryRequest(self, outcome))
+                return None if pending is HANDED_OFF else pending
+            return None
 
         consumers = [broker.consume(q, on_body, f"relaybus[memory].consumer[{q}]")
                      for q in queues]
@@ -326,16 +329,17 @@ class MemoryDriver(Driver):
             if name not in queue_names:
                 queue_names.append(name)
 
-        def on_body_for(queue: str):
-            async def on_body(body: bytes) -> None:
+        def on_body_for(queue: str) -> Callable[[bytes], Awaitable[None] | None]:
+            def on_body(body: bytes) -> Awaitable[None] | None:
                 if not self.intake.received(body, queue, "notification"):
-                    return
+                    return None
                 try:
                     notification = parse_notification(unpack(body))
                 except MalformedMessage as exc:
                     _log_malformed("notification", queue, exc)
-                    return
-                await handler(_MemoryNotification(broker, queue, body, notification))
+                    return None
+                pending = handler(_MemoryNotification(broker, queue, body, notification))
+                return None if pending is HANDED_OFF else pending
             return on_body
 
         consumers = [broker.consume(q, on_body_for(q), f"relaybus[memory].listener[{q}]")
