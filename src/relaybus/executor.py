@@ -59,17 +59,26 @@ class Executor:
         """Start ``work()`` in a task holding the slot just taken."""
         self._count += 1
         try:
-            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
-                work(), name=f"{self.name}[{self._count}]")  # type: ignore[arg-type]
+            task = asyncio.get_running_loop().create_task(
+                self._guarded(work), name=f"{self.name}[{self._count}]")
         except BaseException:
             self._slots.release()
             raise
         self._tasks.add(task)
-        task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> None:
+        # the task gives its slot back as it ends (a done callback would cost the loop
+        # one more turn per message); a task cancelled before it started never gets here,
+        # and drain() settles those
+        try:
+            await work()
+        finally:
+            self._finished(asyncio.current_task())
+
+    def _finished(self, task: asyncio.Task[Any] | None) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+            self._slots.release()
 
     async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``func``: awaited on the loop if async, else in the thread pool."""
@@ -111,6 +120,8 @@ class Executor:
                 cancelled += 1
             if pending:
                 await asyncio.wait(pending)
+            for task in [t for t in self._tasks if t.done()]:  # cancelled before they ran
+                self._finished(task)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             threads = pool.close()

@@ -53,3 +53,31 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert slots.take()  # the slot was passed on, not lost
+
+
+@pytest.mark.asyncio
+async def test_tasks_cancelled_before_they_start_give_their_slots_back() -> None:
+    executor = Executor("test", max_concurrency=3)
+    started: list[int] = []
+
+    def work(i: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            started.append(i)
+            await asyncio.Event().wait()
+        return run
+
+    for i in range(3):
+        assert executor.try_submit(work(i))
+    assert not executor.try_submit(work(3))  # no slot left: nothing started
+    for task in asyncio.all_tasks():  # cancelled by someone before their first step
+        if task.get_name().startswith("test["):
+            task.cancel()
+    assert await executor.drain(1) == 0
+    assert started == [] and executor.in_flight == 0
+    for i in range(3):  # every slot came back
+        assert executor.try_submit(work(i))
+    await asyncio.sleep(0)
+    assert await executor.drain(0) == 3
+    assert started == [0, 1, 2] and executor.in_flight == 0
+    assert executor.try_submit(work(9))
+    assert await executor.drain(0) == 1
