@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import datetime
 import os
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -59,44 +58,41 @@ def decode_json(data: bytes | str) -> Any:
         raise MalformedMessage("message is nested too deeply to decode") from None
 
 
-class _RandomHex(threading.local):
-    """Each thread's stock of random hex digits, from the OS's CSPRNG 4 KiB at a time.
-
-    ``os.urandom`` is a system call that releases the GIL: one per id made every sending
-    thread give the interpreter away, and wait to get it back, per message (with 64
-    threads sending, that wait was a large part of a notification's cost). The stock is
-    per thread, so no lock, and emptied in a forked child, so no id repeats across a fork.
-    """
-
-    digits = ""
-    used = 0
-
-
-_random_hex = _RandomHex()
+#: ready ids (32 random hex digits each), shared by every thread: ``list.pop`` is atomic
+#: under the GIL, so no lock, and a pop is far cheaper than a thread-local's bookkeeping
+_ids: list[str] = []
 _STOCK = 4096  # bytes of randomness fetched at once: 256 ids
 
 
-def _forget_random_hex() -> None:
-    _random_hex.digits, _random_hex.used = "", 0
+def _forget_ids() -> None:
+    _ids.clear()  # a forked child must not hand out its parent's next ids
 
 
-os.register_at_fork(after_in_child=_forget_random_hex)
+os.register_at_fork(after_in_child=_forget_ids)
 
 
-def _hex32() -> str:
-    """32 random lower-case hex digits (128 bits from the OS's CSPRNG)."""
-    stock = _random_hex
-    used = stock.used
-    if used + 32 > len(stock.digits):
-        stock.digits, used = os.urandom(_STOCK).hex(), 0
-    stock.used = used + 32
-    return stock.digits[used:used + 32]
+def _refill() -> str:
+    """Fill the stock from the OS's CSPRNG, 4 KiB at a time (``os.urandom`` is a system
+    call that releases the GIL: one per id made every sending thread give the interpreter
+    away, and wait to get it back, per message); returns one fresh id."""
+    digits = os.urandom(_STOCK).hex()
+    fresh = [digits[i:i + 32] for i in range(0, len(digits), 32)]
+    mine = fresh.pop()
+    _ids.extend(fresh)
+    return mine
 
 
 def new_unique_id() -> str:
-    """A fresh id: 32 lower-case hex digits, 128 random bits (as unique as a UUID4's hex,
-    which oslo.messaging sends; far cheaper than ``uuid.uuid4().hex``)."""
-    return _hex32()
+    """A fresh id: 32 lower-case hex digits, 128 random bits from the OS's CSPRNG (as
+    unique as a UUID4's hex, which oslo.messaging sends; far cheaper than
+    ``uuid.uuid4().hex``)."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        return _refill()
+
+
+_hex32 = new_unique_id
 
 
 _VARIANT = "89ab" * 4  # the RFC 4122 variant nibble for each value of a random nibble
@@ -118,8 +114,11 @@ def pack(message: Mapping[str, Any]) -> bytes:
     The bytes are those of ``{"oslo.version": "2.0", "oslo.message": <JSON text>}``
     encoded compactly, put together without building that dict.
     """
-    inner = encode_json(message).decode("utf-8")
-    return b"".join((_ENVELOPE_HEAD, _encoder.encode(inner), b"}"))
+    try:
+        inner = _encoder.encode(message)
+    except Exception:  # noqa: BLE001 - encode_json says what is wrong, as TypeError
+        inner = encode_json(message)  # raises for what failed here (or encodes it)
+    return b"".join((_ENVELOPE_HEAD, _encoder.encode(inner.decode("utf-8")), b"}"))
 
 
 class _Envelope(msgspec.Struct):
@@ -234,8 +233,13 @@ def build_request(
         message["_reply_q"] = reply_q
         message["_timeout"] = call_monitor_timeout
     message["_unique_id"] = new_unique_id()
-    message.update(flatten_context(context))
+    if context:
+        message.update(flatten_context(context))
     return message
+
+
+_REQUEST_MEMBERS = frozenset({"method", "args", "namespace", "version", "_msg_id", "_reply_q",
+                              "_timeout", "_unique_id"})
 
 
 def parse_request(message: Mapping[str, Any]) -> Request:
@@ -266,7 +270,9 @@ def parse_request(message: Mapping[str, Any]) -> Request:
                                 or not isinstance(timeout, (int, float))):
         raise MalformedMessage("request '_timeout' must be a number or null")
     unique_id = get("_unique_id")
-    context = {k[_CUT:]: v for k, v in message.items() if k.startswith(CONTEXT_PREFIX)}
+    # no member beyond the request's own (checked at C speed): an empty context
+    context = {} if message.keys() <= _REQUEST_MEMBERS else \
+        {k[_CUT:]: v for k, v in message.items() if k.startswith(CONTEXT_PREFIX)}
     return Request(method, args, context, namespace, version, msg_id, reply_q, timeout,
                    unique_id if isinstance(unique_id, str) else None)
 

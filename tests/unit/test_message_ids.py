@@ -1,4 +1,4 @@
-"""Message ids come from a per-thread stock of OS randomness: unique across threads and
+"""Message ids come from a shared stock of OS randomness: unique across threads and
 across a fork, in the formats the wire needs."""
 
 from __future__ import annotations
