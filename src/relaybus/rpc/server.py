@@ -24,7 +24,7 @@ from relaybus.middleware import HANDLE_REQUEST, Hook, Pipeline, RejectionLog, Re
 from relaybus.rpc.dispatcher import RPCAccessPolicy, RPCDispatcher
 from relaybus.rpc.ping import with_ping
 from relaybus.rpc.remote_errors import serialize_exception
-from relaybus.rpc.signature import signature_of
+from relaybus.rpc.signature import MethodSignature, signature_of
 from relaybus.serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
 from relaybus.target import Target
 from relaybus.transport.base import HANDED_OFF, Driver, IncomingRequest, Subscription
@@ -93,6 +93,9 @@ class RPCServer(Consuming):
                 and not isinstance(endpoints, (str, bytes)):
             endpoints = with_ping(endpoints, ping, target.server)
         self.dispatcher = RPCDispatcher(endpoints, access_policy)
+        # (method, namespace, version) -> the method the dispatcher resolved, its signature
+        self._methods: dict[tuple[str, str | None, str | None],
+                            tuple[Callable[..., Any], MethodSignature]] = {}
         self._driver = driver
         self._serializer = serializer or JsonPayloadSerializer()
         # the default serializer rebuilds nothing: arguments need no per-request copy
@@ -162,21 +165,28 @@ class RPCServer(Consuming):
         request = incoming.request
         heartbeats = None
         try:
-            context = dict(request.context)
-            context["client_timeout"] = request.timeout  # as oslo.messaging servers do
-            ctxt = self._serializer.deserialize_context(context)
-            if method is None:
-                method = self.dispatcher.resolve(request.method, request.namespace,
-                                                 request.version)
-            signature = signature_of(method)
+            # as oslo.messaging servers do
+            ctxt = self._serializer.deserialize_context(
+                {**request.context, "client_timeout": request.timeout})
+            key = (request.method, request.namespace, request.version)
+            known = self._methods.get(key) if method is None else None
+            if known is None:
+                if method is None:
+                    method = self.dispatcher.resolve(*key)
+                    known = (method, signature_of(method))
+                    if len(self._methods) < 1024:
+                        self._methods[key] = known
+                else:
+                    known = (method, signature_of(method))
+            method, signature = known
             args = signature.convert_arguments(request.args if self._args_as_sent else
                 {k: self._serializer.deserialize_entity(ctxt, v) for k, v in request.args.items()})
-            if request.expects_reply and request.timeout \
-                    and request.timeout >= MIN_HEARTBEAT_TIMEOUT:
+            expects_reply = request.msg_id is not None
+            if expects_reply and request.timeout and request.timeout >= MIN_HEARTBEAT_TIMEOUT:
                 heartbeats = asyncio.get_running_loop().create_task(
                     _send_heartbeats(incoming, request.timeout / 2),
                     name=f"relaybus.rpc.heartbeat[{request.msg_id}]")
-            if request.expects_reply:
+            if expects_reply:
                 result = await self.executor.run(method, ctxt, **args)
             else:
                 result = await self._casts.run(request, lambda: self.executor.run(

@@ -22,6 +22,8 @@ from relaybus.errors import InvalidArguments
 
 _EMPTY = inspect.Parameter.empty
 _PLAIN_TYPES = (str, int, float, bool)
+#: results already in their JSON form (exactly these types, not subclasses such as enums)
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class Parameter(msgspec.Struct, frozen=True):
@@ -114,7 +116,7 @@ class MethodSignature:
 
     def convert_result(self, result: Any) -> Any:
         """The JSON form of a typed method's result (unchanged for untyped methods)."""
-        if not self.typed:
+        if not self.typed or type(result) in _JSON_SCALARS:
             return result
         try:
             return to_json_value(result)

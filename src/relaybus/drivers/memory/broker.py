@@ -211,6 +211,11 @@ class Queue:
 
     def put(self, body: bytes, *, front: bool = False) -> None:
         """Queue the body (at the head if ``front``) and hand the queue out to consumers."""
+        if not self.waiting and len(self.consumers) == 1:  # the usual case, in short
+            consumer = self.consumers[0]
+            if consumer.held < CONSUMER_PREFETCH:
+                consumer.deliver(body)
+                return
         if front:
             self.waiting.appendleft(body)
         else:
@@ -298,19 +303,24 @@ class MemoryBroker:
     def publish(self, exchange: str, routing_key: str, body: bytes) -> int:
         """Route a body; returns how many queues took it (0 means unroutable)."""
         with self._lock:
+            known = self._queues
             if exchange == DEFAULT_EXCHANGE:
-                names: Any = (routing_key,) if routing_key in self._queues else ()
-            elif exchange in self._fanout_exchanges:
-                names = {q for (ex, _), qs in self._bindings.items() if ex == exchange
-                         for q in qs}
+                queue = known.get(routing_key)
+                queues = [queue] if queue is not None else []
             else:
-                names = self._bindings.get((exchange, routing_key), ())
-            queues = [self._queues[n] for n in names if n in self._queues]
+                names: Any
+                if exchange in self._fanout_exchanges:
+                    names = {q for (ex, _), qs in self._bindings.items() if ex == exchange
+                             for q in qs}
+                else:
+                    names = self._bindings.get((exchange, routing_key), ())
+                queues = [known[n] for n in names if n in known]
             for queue in queues:
                 queue.put(body)
-            for wants, tap in self._taps:
-                if wants(exchange, routing_key):
-                    tap.queue.put((exchange, routing_key, body))  # type: ignore[arg-type]
+            if self._taps:
+                for wants, tap in self._taps:
+                    if wants(exchange, routing_key):
+                        tap.queue.put((exchange, routing_key, body))  # type: ignore[arg-type]
             return len(queues)
 
     def dropped(self) -> dict[str, int]:
