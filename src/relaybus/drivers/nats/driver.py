@@ -65,6 +65,7 @@ from relaybus.message import (
 )
 from relaybus.target import Target
 from relaybus.transport.base import (
+    HANDED_OFF,
     Driver,
     IncomingRequest,
     NotificationHandler,
@@ -374,7 +375,9 @@ class NatsDriver(Driver):
                 if outcome.msg_id is None and msg.reply:
                     await self._confirm(msg.reply)
                 if not self.intake.is_duplicate(outcome, duplicates, msg.subject):
-                    await handler(NatsRequest(self, outcome))
+                    started = handler(NatsRequest(self, outcome))
+                    if started is not HANDED_OFF:  # no free slot: wait for one
+                        await started
             except Exception:
                 LOG.exception("the server of %s failed on a message of %s", target,
                               msg.subject)

@@ -36,7 +36,7 @@ from relaybus.drivers.nats.resend import Resender
 from relaybus.errors import ConnectionFailure, MalformedMessage, MessageUndeliverable
 from relaybus.message import Notification, pack, parse_notification, unpack
 from relaybus.target import Target
-from relaybus.transport.base import IncomingNotification, NotificationHandler
+from relaybus.transport.base import HANDED_OFF, IncomingNotification, NotificationHandler
 from relaybus.transport.intake import Intake
 
 LOG = logging.getLogger(__name__)
@@ -334,7 +334,9 @@ class Notifications:
             if notification is None:
                 await settle(msg, "term")
             else:
-                await handler(JetStreamNotification(msg, notification))
+                started = handler(JetStreamNotification(msg, notification))
+                if started is not HANDED_OFF:  # no free slot: wait for one
+                    await started
 
         stream = await self.ensure_stream(target)
         durable = await self.ensure_consumer(stream, pool, priority, subject)
