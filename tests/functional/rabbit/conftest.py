@@ -1,25 +1,47 @@
-"""Fixtures of the rabbit driver's own tests: a broker check, unique names, buses, a tap."""
+"""Fixtures of the rabbit driver's own tests: a broker check, unique names, buses, a tap, and
+a RabbitMQ node of a module's own for the tests that stop or reconfigure a broker."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from rabbit_support import BROKER, URL, Tap
 
 import relaybus
-from relaybus.testing.brokers import require_broker
+from relaybus.testing.brokers import brokers_required, require_broker
 from relaybus.testing.buses import bus_factory
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "reliability"))
+from instances import RabbitInstance
 
 
 @pytest.fixture
 def rabbit_url() -> str:
     require_broker(*BROKER)
     return URL
+
+
+@pytest.fixture(scope="module")
+def own_rabbit() -> Iterator[RabbitInstance]:
+    """A RabbitMQ node of this module's own (tests/reliability/instances.py), which its tests
+    may stop, restart or put under an alarm: the shared broker is never touched, since other
+    runs on this machine use it at the same time."""
+    if shutil.which("rabbitmq-server") is None:
+        if brokers_required():
+            pytest.fail("rabbitmq-server is needed for an own node", pytrace=False)
+        pytest.skip("rabbitmq-server is not installed")
+    broker = RabbitInstance()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,13 @@ def rabbitmqctl(*args: str, timeout: float = 30) -> str:
     return done.stdout
 
 
+def node_ctl(node: str, *args: str, timeout: float = 60) -> str:
+    """``rabbitmqctl`` on a test's own node (the ``own_rabbit`` fixture's ``node``), never
+    the shared one."""
+    return subprocess.run(["rabbitmqctl", "-n", node, "-q", *args], check=True,
+                          capture_output=True, text=True, timeout=timeout).stdout
+
+
 def rabbitmq_json(*args: str) -> Any:
     return json.loads(rabbitmqctl("--formatter", "json", *args) or "[]")
 
@@ -204,3 +212,23 @@ def connection_pid(connection_name: str) -> str:
 def close_connection(connection_name: str) -> None:
     """Make the broker close one client's connection (320 CONNECTION_FORCED)."""
     rabbitmqctl("close_connection", connection_pid(connection_name), "closed by a test")
+
+
+class RecordingServer:
+    """Echoes, records casts and sleeps on request: the server of the fault tests."""
+
+
+    def __init__(self) -> None:
+        self.casts: list[Any] = []
+        self.cast_seen = asyncio.Event()
+
+    async def echo(self, ctxt: Any, value: Any) -> Any:
+        return value
+
+    async def record(self, ctxt: Any, value: Any) -> None:
+        self.casts.append(value)
+        self.cast_seen.set()
+
+    async def sleep(self, ctxt: Any, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "slept"

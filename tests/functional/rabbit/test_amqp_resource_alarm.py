@@ -13,45 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rabbit_support import WAIT
+from rabbit_support import WAIT, node_ctl
 
 import relaybus
 from relaybus import Target
 from relaybus.drivers.rabbit.amqp import Connection, codec
 from relaybus.drivers.rabbit.driver import RabbitDriver
-from relaybus.testing.brokers import brokers_required
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "reliability"))
 from instances import RabbitInstance
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture(scope="module")
-def own_rabbit() -> Iterator[RabbitInstance]:
-    if shutil.which("rabbitmq-server") is None:
-        if brokers_required():
-            pytest.fail("rabbitmq-server is needed for an own node", pytrace=False)
-        pytest.skip("rabbitmq-server is not installed")
-    broker = RabbitInstance()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-def node_ctl(broker: RabbitInstance, *args: str) -> str:
-    """rabbitmqctl on the test's own node (never the shared one)."""
-    return subprocess.run(["rabbitmqctl", "-n", broker.node, "-q", *args], check=True,
-                          capture_output=True, text=True, timeout=60).stdout
 
 
 class Echo:
@@ -80,7 +57,7 @@ async def blocked_by_alarm(broker: RabbitInstance, connection: Connection) -> No
     connection that publishes once it has: so publish (to no queue) until it answers with
     ``connection.blocked``, as any AMQP client's publish would make it.
     """
-    node_ctl(broker, "set_vm_memory_high_watermark", "0.000001")
+    node_ctl(broker.node, "set_vm_memory_high_watermark", "0.000001")
     raw = await connection.channel()
     blocked = asyncio.ensure_future(connection.blocked.wait())
     while not blocked.done():
@@ -89,7 +66,7 @@ async def blocked_by_alarm(broker: RabbitInstance, connection: Connection) -> No
 
 
 def queue_names(broker: RabbitInstance) -> set[str]:
-    return set(node_ctl(broker, "list_queues", "--no-table-headers", "name").split())
+    return set(node_ctl(broker.node, "list_queues", "--no-table-headers", "name").split())
 
 
 async def test_alarm_bus_close_deletes_its_reply_queue(own_rabbit: RabbitInstance) -> None:
@@ -124,7 +101,7 @@ async def test_alarm_blocks_calls_and_casts_within_their_timeouts(
                 with pytest.raises(relaybus.ConnectionFailure, match="blocked"):
                     await client.cast({}, "echo", value=3)
             finally:
-                node_ctl(own_rabbit, "set_vm_memory_high_watermark", "0.4")
+                node_ctl(own_rabbit.node, "set_vm_memory_high_watermark", "0.4")
     finally:
         await bus.close()
         await server_bus.close()
@@ -146,7 +123,7 @@ async def test_alarm_during_close_aborts_after_close_timeout(
                 assert connection.is_closed
                 assert any("within close_timeout" in r.getMessage() for r in caplog.records)
             finally:
-                node_ctl(own_rabbit, "set_vm_memory_high_watermark", "0.4")
+                node_ctl(own_rabbit.node, "set_vm_memory_high_watermark", "0.4")
     finally:
         await bus.close()
         await server_bus.close()

@@ -10,9 +10,7 @@ started with tests/reliability/instances.py's RabbitInstance.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +19,11 @@ from rabbit_support import WAIT
 
 import relaybus
 from relaybus import Target
-from relaybus.testing.brokers import brokers_required
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "reliability"))
 from instances import RabbitInstance
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture(scope="module")
-def own_rabbit() -> Iterator[RabbitInstance]:
-    if shutil.which("rabbitmq-server") is None:
-        if brokers_required():
-            pytest.fail("rabbitmq-server is needed for an own node", pytrace=False)
-        pytest.skip("rabbitmq-server is not installed")
-    broker = RabbitInstance()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 class Echo:
