@@ -190,6 +190,10 @@ def test_the_tripleo_workflow_watched_in_the_console(
     until(browser, lambda: len(rows(browser)) >= 10, "the workflow's messages")
     assert {r["type"] for r in rows(browser)} <= {"tripleo.validations.v1.run_validation",
                                                   "tripleo.validations.v1.run_validations"}
+    # paused, the table stops growing: a row inserted above the one being clicked would
+    # move it under the pointer (the click landed elsewhere on a loaded machine)
+    browser.find_element(By.ID, "pause").click()
+    until(browser, lambda: status(browser) == "paused", "the pause")
     step = '#events tr[data-type="tripleo.validations.v1.run_validation"]'
     browser.find_elements(By.CSS_SELECTOR, step)[0].click()
     detail = json.loads(browser.find_element(By.ID, "detail").text)
