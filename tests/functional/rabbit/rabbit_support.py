@@ -197,10 +197,18 @@ def rabbitmq_json(*args: str) -> Any:
     return json.loads(rabbitmqctl("--formatter", "json", *args) or "[]")
 
 
+def is_named(connection: dict[str, Any], connection_name: str) -> bool:
+    """Whether a ``list_connections`` row is the connection a client named so (a connection
+    still in its handshake, another run's, lists its client properties as a string)."""
+    properties = connection["client_properties"]
+    return isinstance(properties, list) and [
+        "connection_name", "longstr", connection_name] in properties
+
+
 def connection_pid(connection_name: str) -> str:
     """The broker-side pid of the connection a client named ``connection_name``."""
     for row in rabbitmq_json("list_connections", "name", "client_properties"):
-        if ["connection_name", "longstr", connection_name] in row["client_properties"]:
+        if is_named(row, connection_name):
             # the JSON formatter prints pids in a form close_connection does not take
             for line in rabbitmqctl("list_connections", "name", "pid").splitlines():
                 name, _, pid = line.rpartition("\t")

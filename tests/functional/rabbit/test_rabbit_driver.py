@@ -18,6 +18,7 @@ from rabbit_support import (
     WAIT,
     Tap,
     close_connection,
+    is_named,
     message_of,
     parse_body,
     rabbitmq_json,
@@ -77,7 +78,7 @@ async def test_an_amqplain_login_is_what_the_broker_sees(rabbit_url: str) -> Non
             assert await bus.rpc_client(Target(topic=topic)).call({}, "echo", value=1) == 1
         mechanisms = [row["auth_mechanism"] for row in rabbitmq_json(
             "list_connections", "auth_mechanism", "client_properties")
-            if ["connection_name", "longstr", name] in row["client_properties"]]
+            if is_named(row, name)]
         assert mechanisms == ["AMQPLAIN"]
     with pytest.raises(relaybus.AuthenticationFailure, match="credentials"):
         await relaybus.connect("rabbit://guest:wrong@127.0.0.1:5672/",
@@ -236,8 +237,7 @@ async def test_declared_topology_is_oslos(make_bus: MakeBus, tap: Tap, topic: st
     same_as_captured(snapshot["queues"], "wirecap-pool", queues[pool])
     same_as_captured(snapshot["exchanges"], "openstack", exchanges["openstack"])
     same_as_captured(snapshot["exchanges"], "wirecap_fanout", exchanges[f"{topic}_fanout"])
-    ours = [c for c in connections if ["connection_name", "longstr",
-                                       driver_of(bus).connection_name] in c["client_properties"]]
+    ours = [c for c in connections if is_named(c, driver_of(bus).connection_name)]
     assert [c["timeout"] for c in ours] == [7]  # the heartbeat option
     prefetch = {c["queue_name"]: c["prefetch_count"] for c in consumers}
     assert prefetch[topic] == prefetch[pool] == 11
