@@ -1,17 +1,19 @@
 """The broker that keeps the shared replay log restarts under a gateway that follows it.
 
-A nats-server of the test's own (JetStream on file storage, never the shared one), a
-gateway process on it with the replay in a JetStream stream, a browser that stays connected
-throughout and one that leaves before the restart. Across the restart the gateway must stay
-up and keep serving browsers, lose no event the bus confirmed, give every event one id and
-one ``firehoseseq`` (the same on every gateway), and a client resuming after it (SSE
-``Last-Event-ID``, WebSocket ``since=``, on this gateway or a fresh one) must get exactly what
-it missed.
+A broker of the test's own (never the shared one): a nats-server with JetStream on file
+storage (the replay in a JetStream stream), or a RabbitMQ node with durable queues (the
+replay in a stream queue) shut down and started again; a gateway process on it, a browser
+that stays connected throughout and one that leaves before the restart. Across the restart
+the gateway must stay up and keep serving browsers, lose no event the bus confirmed, give
+every event one id and one ``firehoseseq`` (the same on every gateway), and a client
+resuming after it (SSE ``Last-Event-ID``, WebSocket ``since=``, on this gateway or a fresh
+one) must get exactly what it missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -25,23 +27,62 @@ import relaybus
 from relaybus.errors import MessagingError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from instances import RabbitInstance
 from test_nats_support import PrivateNatsServer, require_nats, wait_for_jetstream
+
+from relaybus.testing.brokers import brokers_required
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
-# The gateway and the sender reconnect quickly; a listener's pull request is renewed after
-# two missed heartbeats (a restarted server forgot it).
-FAST = "reconnect_delay=0.05&reconnect_delay_max=0.5&idle_heartbeat=0.5&send_timeout=5"
+# The gateway and the sender reconnect quickly; on NATS a listener's pull request is
+# renewed after two missed heartbeats (a restarted server forgot it). On RabbitMQ the queues
+# are durable (a deployment that must not lose notifications across a broker restart
+# declares them so) and a send may wait out the node's restart.
+FAST = {
+    "nats": "reconnect_delay=0.05&reconnect_delay_max=0.5&idle_heartbeat=0.5&send_timeout=5",
+    "rabbit": "reconnect_delay=0.05&reconnect_delay_max=0.5&send_timeout=60"
+              "&amqp_durable_queues=true",
+}
 PART = 20
 
 
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[PrivateNatsServer]:
-    require_nats()
-    server = await PrivateNatsServer(tmp_path / "nats").start()
-    await wait_for_jetstream(server.url)
-    yield server
-    await server.stop()
+class OwnRabbit:
+    """A RabbitMQ node of the test's own, shut down cleanly and started again. (A single node
+    killed with SIGKILL does not bring its stream queues back on RabbitMQ 3.10: see
+    docs/reliability.md.)"""
+
+    def __init__(self) -> None:
+        self.instance = RabbitInstance()
+        self.url = self.instance.url
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.instance.shutdown)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.instance.start)
+
+
+@pytest.fixture(params=["nats", "rabbit"])
+async def log_broker(request: pytest.FixtureRequest,
+                     tmp_path: Path) -> AsyncIterator[tuple[str, PrivateNatsServer | OwnRabbit]]:
+    if request.param == "nats":
+        require_nats()
+        server = await PrivateNatsServer(tmp_path / "nats").start()
+        await wait_for_jetstream(server.url)
+        yield "nats", server
+        await server.stop()
+        return
+    if shutil.which("rabbitmq-server") is None:
+        if brokers_required():
+            pytest.fail("rabbitmq-server is needed for a node of the test's own",
+                        pytrace=False)
+        pytest.skip("rabbitmq-server is not installed")
+    node = await asyncio.to_thread(OwnRabbit)
+    try:
+        yield "rabbit", node
+    finally:
+        await asyncio.to_thread(node.instance.stop)
 
 
 def cursors(events: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -75,9 +116,10 @@ async def until_healthy(gateway: GatewayProcess) -> None:
 
 async def test_a_restart_of_the_log_s_broker_loses_nothing_confirmed(
         start_gateway: Callable[..., GatewayProcess],
-        nats_server: PrivateNatsServer) -> None:
+        log_broker: tuple[str, PrivateNatsServer | OwnRabbit]) -> None:
+    kind, broker = log_broker
     exchange = f"fhrs_{uuid.uuid4().hex[:8]}"
-    bus_url = f"{nats_server.url}?control_exchange={exchange}&{FAST}"
+    bus_url = f"{broker.url}?control_exchange={exchange}&{FAST[kind]}"
     args = ["--pool", f"{exchange}-firehose", "--replay-log", f"{exchange}-replay"]
     gateway = start_gateway(*args, bus=bus_url)
     topics = [f"{exchange}/#"]
@@ -91,12 +133,12 @@ async def test_a_restart_of_the_log_s_broker_loses_nothing_confirmed(
             left_at = (await leaver.events(PART))[-1]
             await leaver.close()
 
-            await nats_server.stop()
+            await broker.stop()
             # Down: the gateway keeps serving browsers, from what it holds.
             async with ws_client(gateway.ws_url(topics, since=seen[0]["id"])) as during:
                 assert cursors(await ws_events(during, PART - 1)) == cursors(seen[1:])
             sending = asyncio.create_task(sender.part("during"))
-            await nats_server.start()
+            await broker.start()
             await sending
             await sender.part("after")
             await until_healthy(gateway)

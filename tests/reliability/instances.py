@@ -135,6 +135,18 @@ class RabbitInstance(_Instance):
                    RABBITMQ_ENABLED_PLUGINS_FILE=str(self.dir / "plugins"))
         self._spawn(["rabbitmq-server"], env=env)
 
+    def shutdown(self) -> None:
+        """Stop the node cleanly (``rabbitmqctl shutdown``), keeping its data; ``start()``
+        brings it back. (A node killed with SIGKILL does not bring a stream queue back on
+        RabbitMQ 3.10; a clean shutdown does.)"""
+        subprocess.run(["rabbitmqctl", "-n", self.node, "-q", "shutdown"], check=True,
+                       capture_output=True, timeout=120)
+        wait_port(self.port, up=False, timeout=60)
+        if self.process is not None:  # the launcher ends with the node
+            self.process.wait(timeout=60)
+            self.log.close()
+        self.process = None
+
 
 def available(kind: str) -> bool:
     return shutil.which("rabbitmq-server" if kind == "rabbit" else "nats-server") is not None

@@ -46,7 +46,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "firehose-mqtt-outage": (sc_firehose_mqtt.run, ("memory",)),
     "firehose-doors": (sc_firehose_doors.run, ("memory",)),
     "firehose-scope-escape": (sc_firehose_scopes.run, ("memory",)),
-    "firehose-log-restart": (sc_firehose_log.run, ("nats",)),
+    "firehose-log-restart": (sc_firehose_log.run, ("nats", "rabbit")),
     "cluster-failover": (sc_cluster.run, ("nats", "rabbit")),
     "reply-reflection": (sc_reflection.run, ("memory", "rabbit", "nats")),
     "oversized-bodies": (sc_oversized.run, ("memory", "rabbit", "nats")),
