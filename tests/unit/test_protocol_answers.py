@@ -10,9 +10,11 @@ import jsonschema
 import pytest
 
 from relaybus.drivers.rabbit.options import RabbitOptions, connect_params
-from relaybus.errors import RemoteError
+from relaybus.errors import RemoteError, UnsupportedVersion
 from relaybus.message import parse_request
+from relaybus.rpc.dispatcher import RPCDispatcher
 from relaybus.rpc.remote_errors import deserialize_exception
+from relaybus.target import Target
 from relaybus.url import parse_url
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "schemas"
@@ -36,6 +38,24 @@ def test_an_explicit_null_namespace_is_the_default_namespace() -> None:
     message = {**OLD_OSLO_CALL, "namespace": None}
     _schema("request").validate(message)
     assert parse_request(message).namespace is None
+
+
+def test_an_explicit_null_version_is_read_as_1_0_though_the_schema_refuses_it() -> None:
+    # Senders must omit it (an oslo.messaging server answers UnsupportedVersion); a relaybus
+    # receiver is lenient and serves it as 1.0, as docs/protocol/README.md says.
+    message = {**OLD_OSLO_CALL, "version": None}
+    with pytest.raises(jsonschema.ValidationError):
+        _schema("request").validate(message)
+    request = parse_request(message)
+
+    class Endpoint:
+        target = Target(version="2.0")
+
+        def ping(self, ctxt: Any) -> None: ...
+
+    with pytest.raises(UnsupportedVersion, match=r"version 1\.0"):
+        RPCDispatcher([Endpoint()]).resolve(request.method, request.namespace,
+                                            request.version)
 
 
 def test_a_call_still_needs_its_reply_queue() -> None:
