@@ -13,7 +13,6 @@ one) must get exactly what it missed.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from instances import RabbitInstance
 from test_nats_support import PrivateNatsServer, require_nats, wait_for_jetstream
 
-from relaybus.testing.brokers import brokers_required
+from relaybus.testing.brokers import require_program
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -73,11 +72,7 @@ async def log_broker(request: pytest.FixtureRequest,
         yield "nats", server
         await server.stop()
         return
-    if shutil.which("rabbitmq-server") is None:
-        if brokers_required():
-            pytest.fail("rabbitmq-server is needed for a node of the test's own",
-                        pytrace=False)
-        pytest.skip("rabbitmq-server is not installed")
+    require_program("rabbitmq-server", "for a node of the test's own")
     node = await asyncio.to_thread(OwnRabbit)
     try:
         yield "rabbit", node

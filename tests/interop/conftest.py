@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,7 +18,7 @@ import pytest
 from interop_support import BROKER, Oslo
 
 import relaybus
-from relaybus.testing.brokers import brokers_required, require_broker
+from relaybus.testing.brokers import require_broker, require_program
 from relaybus.testing.buses import bus_factory
 
 
@@ -32,10 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _rabbitmqctl(*args: str) -> None:
-    if shutil.which("rabbitmqctl") is None:
-        if brokers_required():
-            pytest.fail("rabbitmqctl is not installed", pytrace=False)
-        pytest.skip("rabbitmqctl is not installed (needed for the interop vhost)")
+    require_program("rabbitmqctl", "for the interop vhost")
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 

@@ -15,7 +15,6 @@ test that fails or skips on the real oslo.messaging on this machine too.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from oslo_world import BASELINE, drop_in_world
 
-from relaybus.testing.brokers import brokers_required, require_broker
+from relaybus.testing.brokers import require_broker, require_program
 
 HERE = Path(__file__).parent
 RABBIT = ("RabbitMQ", "127.0.0.1", 5672)
@@ -65,10 +64,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _rabbitmqctl(*args: str) -> None:
-    if shutil.which("rabbitmqctl") is None:
-        if brokers_required():
-            pytest.fail("rabbitmqctl is not installed", pytrace=False)
-        pytest.skip("rabbitmqctl is not installed (needed for the oslo suite's vhost)")
+    require_program("rabbitmqctl", "for the oslo suite's vhost")
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 

@@ -8,6 +8,7 @@ never hide as a skip.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 
 REQUIRE_ENV = "RELAYBUS_REQUIRE_BROKERS"
@@ -36,4 +37,17 @@ def require_broker(name: str, host: str, port: int) -> None:
     reason = f"{name} is not reachable at {host}:{port}"
     if brokers_required():
         pytest.fail(f"{reason} and {REQUIRE_ENV}=1 is set", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_program(program: str, purpose: str = "") -> None:
+    """Skip (or fail, when brokers are required) unless ``program`` is on the PATH: a broker's
+    own tool (``rabbitmqctl``) or server (``rabbitmq-server`` for a node of a test's own)."""
+    import pytest
+
+    if shutil.which(program) is not None:
+        return
+    reason = f"{program} is not installed" + (f" (needed {purpose})" if purpose else "")
+    if brokers_required():
+        pytest.fail(reason, pytrace=False)
     pytest.skip(reason)

@@ -4,7 +4,6 @@ a RabbitMQ node of a module's own for the tests that stop or reconfigure a broke
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -15,7 +14,7 @@ import pytest
 from rabbit_support import BROKER, URL, Tap
 
 import relaybus
-from relaybus.testing.brokers import brokers_required, require_broker
+from relaybus.testing.brokers import require_broker, require_program
 from relaybus.testing.buses import bus_factory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "reliability"))
@@ -33,10 +32,7 @@ def own_rabbit() -> Iterator[RabbitInstance]:
     """A RabbitMQ node of this module's own (tests/reliability/instances.py), which its tests
     may stop, restart or put under an alarm: the shared broker is never touched, since other
     runs on this machine use it at the same time."""
-    if shutil.which("rabbitmq-server") is None:
-        if brokers_required():
-            pytest.fail("rabbitmq-server is needed for an own node", pytrace=False)
-        pytest.skip("rabbitmq-server is not installed")
+    require_program("rabbitmq-server", "for a node of the module's own")
     broker = RabbitInstance()
     try:
         yield broker

@@ -168,17 +168,11 @@ def envelope(message: dict[str, Any]) -> bytes:
 
 def rabbitmqctl(*args: str, timeout: float = 30) -> str:
     """Run ``rabbitmqctl`` on the local node (skip, or fail in CI, when it is missing)."""
-    import shutil
     import subprocess
 
-    import pytest
+    from relaybus.testing.brokers import require_program
 
-    from relaybus.testing.brokers import brokers_required
-
-    if shutil.which("rabbitmqctl") is None:
-        if brokers_required():
-            pytest.fail("rabbitmqctl is not installed", pytrace=False)
-        pytest.skip("rabbitmqctl is not installed")
+    require_program("rabbitmqctl")
     done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
     if done.returncode != 0:
