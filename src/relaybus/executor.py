@@ -4,6 +4,12 @@
 pool, so a blocking endpoint never stalls the loop. At most ``max_concurrency`` messages
 are handled at once; the next delivery waits for a free slot, which is the backpressure
 that keeps a fast producer from filling memory.
+
+Each handler runs in a task of its own, started eagerly (:mod:`relaybus.eager`): its first
+step runs inside the hand-over, so a handler that does not suspend is done, and its slot
+free, before the consumer takes its next delivery. A consumer handing over many such
+handlers in one loop turn is asked to let the loop turn every :data:`YIELD_EVERY`
+(:meth:`Executor.turn_budget_left`), so buffered deliveries never starve other tasks.
 """
 
 from __future__ import annotations
@@ -14,11 +20,16 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from relaybus import eager
 from relaybus.threadsafe import LoopInbox
 from relaybus.workers import Workers
+
+#: handlers started within one event-loop turn before the consumer handing them over is
+#: asked to let the loop turn (see :meth:`Executor.turn_budget_left`)
+YIELD_EVERY = 16
 
 
 class Executor:
@@ -31,23 +42,27 @@ class Executor:
         self._slots = _Slots(max_concurrency)
         self._threads = threads
         self._pool: Workers | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._count = 0
         self._inbox: LoopInbox | None = None  # handler threads report back through it
         self._is_async: dict[Callable[..., Any], bool] = {}
+        self._this_turn = 0  # handlers started since the loop last turned (or a yield)
+        # never more handlers per turn than may run at once: a listener limited to one at a
+        # time (the firehose's tap) hands over one per turn, as it did before eager tasks
+        self._turn_budget = min(YIELD_EVERY, max_concurrency)
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def submit(self, work: Callable[[], Awaitable[None]]) -> None:
+    async def submit(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Start ``work()`` in a task of its own once a slot is free."""
         slots = self._slots
         if not slots.take():
             await slots.wait()
         self._start(work)
 
-    def try_submit(self, work: Callable[[], Awaitable[None]]) -> bool:
+    def try_submit(self, work: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         """Start ``work()`` in a task of its own if a slot is free now (and nobody waits
         for one); False, doing nothing, otherwise (then :meth:`submit` waits for one)."""
         if not self._slots.take():
@@ -55,30 +70,46 @@ class Executor:
         self._start(work)
         return True
 
-    def _start(self, work: Callable[[], Awaitable[None]]) -> None:
-        """Start ``work()`` in a task holding the slot just taken."""
+    def _start(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start ``work()`` in a task holding the slot just taken. The task's first step
+        runs now (:mod:`relaybus.eager`): a handler that never suspends is done when this
+        returns, with no loop turn, and its slot free again; one that suspends keeps its
+        slot until it ends."""
         self._count += 1
+        self._this_turn += 1
+        if self._this_turn == 1:
+            asyncio.get_running_loop().call_soon(self._turned)
         try:
-            task = asyncio.get_running_loop().create_task(
-                self._guarded(work), name=f"{self.name}[{self._count}]")
-        except BaseException:
+            task = eager.start(work(), f"{self.name}[{self._count}]")
+        except BaseException:  # KeyboardInterrupt from its step, or no loop to run on
             self._slots.release()
             raise
-        self._tasks.add(task)
-
-    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> None:
-        # the task gives its slot back as it ends (a done callback would cost the loop
-        # one more turn per message); a task cancelled before it started never gets here,
-        # and drain() settles those
-        try:
-            await work()
-        finally:
-            self._finished(asyncio.current_task())
-
-    def _finished(self, task: asyncio.Task[Any] | None) -> None:
-        if task in self._tasks:
-            self._tasks.remove(task)
+        if task.done():
             self._slots.release()
+        else:
+            self._tasks.add(task)
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    def _turned(self) -> None:
+        self._this_turn = 0
+
+    def turn_budget_left(self) -> bool:
+        """Whether the consumer that just handed over a message may hand over the next one
+        without letting the event loop turn: False once per :data:`YIELD_EVERY` handlers
+        started within one turn (per ``max_concurrency`` handlers, if that is fewer: a
+        consumer never hands over more in one turn than may run at once). Eager tasks
+        that finish at once never suspend anyone, so a consumer whose deliveries are
+        buffered would otherwise keep the loop (and every other task: timers, writers,
+        other consumers) waiting until its buffer is empty.
+        """
+        if self._this_turn < self._turn_budget:
+            return True
+        self._this_turn = 0
+        return False
 
     async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``func``: awaited on the loop if async, else in the thread pool."""
@@ -120,8 +151,6 @@ class Executor:
                 cancelled += 1
             if pending:
                 await asyncio.wait(pending)
-            for task in [t for t in self._tasks if t.done()]:  # cancelled before they ran
-                self._finished(task)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             threads = pool.close()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from relaybus.errors import ServerError
 from relaybus.executor import Executor
-from relaybus.transport.base import Subscription
+from relaybus.transport.base import HANDED_OFF, Subscription
 
 LOG = logging.getLogger(__name__)
 
@@ -55,6 +56,19 @@ class Consuming(abc.ABC):
         if self._executor is None:
             raise ServerError(f"{self._name} is not running")
         return self._executor
+
+    def _hand_over(self, work: Callable[[], Coroutine[Any, Any, None]]) -> Awaitable[None]:
+        """Run ``work()`` in the executor, for the driver's handler to return.
+
+        :data:`HANDED_OFF` when it started at once (the driver need not await anything);
+        otherwise an awaitable the driver awaits before its next delivery: the wait for a
+        free slot, or one loop turn once its turn's budget is spent
+        (:meth:`Executor.turn_budget_left`).
+        """
+        executor = self.executor
+        if executor.try_submit(work):
+            return HANDED_OFF if executor.turn_budget_left() else asyncio.sleep(0)
+        return executor.submit(work)
 
     @abc.abstractmethod
     async def _subscribe(self) -> Subscription:

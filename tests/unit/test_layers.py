@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "relaybus"
-CORE = {"errors", "target", "url", "message", "serializer", "executor", "conversion",
+CORE = {"errors", "target", "url", "message", "serializer", "executor", "eager", "conversion",
         "telemetry", "threadsafe", "middleware", "workers"}
 
 

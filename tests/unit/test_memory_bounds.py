@@ -170,6 +170,7 @@ async def test_a_burst_to_a_live_consumer_is_kept_whole() -> None:
 
     class Counter:
         async def count(self, ctxt: Any, n: int) -> None:
+            await asyncio.sleep(0)  # a handler that waits: the executor's slots fill up
             received.append(n)
             if len(received) == casts:
                 done.set()

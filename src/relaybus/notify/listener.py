@@ -52,7 +52,7 @@ from relaybus.middleware import (
 from relaybus.notify.filters import NotificationFilter
 from relaybus.serializer import JsonPayloadSerializer, Serializer
 from relaybus.target import Target
-from relaybus.transport.base import HANDED_OFF, Driver, IncomingNotification, Subscription
+from relaybus.transport.base import Driver, IncomingNotification, Subscription
 
 LOG = logging.getLogger(__name__)
 
@@ -256,11 +256,7 @@ class NotificationListener(_ListenerBase):
                          pipeline=pipeline)
 
     def _on_message(self, incoming: IncomingNotification) -> Awaitable[None]:
-        # a free slot starts the notification's task now: the driver need not await
-        executor = self.executor
-        if executor.try_submit(lambda: self._handle(incoming)):
-            return HANDED_OFF
-        return executor.submit(lambda: self._handle(incoming))
+        return self._hand_over(lambda: self._handle(incoming))
 
     async def _handle(self, incoming: IncomingNotification) -> None:
         hooks = self._pipeline.hooks(HANDLE_NOTIFICATION)

@@ -27,7 +27,7 @@ from relaybus.rpc.remote_errors import serialize_exception
 from relaybus.rpc.signature import MethodSignature, signature_of
 from relaybus.serializer import JsonPayloadSerializer, NoOpSerializer, Serializer
 from relaybus.target import Target
-from relaybus.transport.base import HANDED_OFF, Driver, IncomingRequest, Subscription
+from relaybus.transport.base import Driver, IncomingRequest, Subscription
 
 LOG = logging.getLogger(__name__)
 
@@ -109,11 +109,7 @@ class RPCServer(Consuming):
         return await self._driver.listen(self.target, self._on_request)
 
     def _on_request(self, incoming: IncomingRequest) -> Awaitable[None]:
-        # a free slot starts the request's task now: the driver need not await anything
-        executor = self.executor
-        if executor.try_submit(lambda: self._handle(incoming)):
-            return HANDED_OFF
-        return executor.submit(lambda: self._handle(incoming))
+        return self._hand_over(lambda: self._handle(incoming))
 
     async def _handle(self, incoming: IncomingRequest) -> None:
         request = incoming.request

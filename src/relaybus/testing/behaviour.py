@@ -34,6 +34,7 @@ import pytest
 import relaybus
 from relaybus import Target
 from relaybus.errors import MessagingTimeout
+from relaybus.executor import YIELD_EVERY
 from relaybus.message import build_request, new_unique_id, pack
 from relaybus.testing.brokers import require_broker
 from relaybus.testing.buses import bus_factory
@@ -105,6 +106,7 @@ class Compute:
     def __init__(self, name: str = "server", recorder: Recorder | None = None) -> None:
         self.name = name
         self.recorder = recorder
+        self.sleeping = asyncio.Event()  # set once a sleep call has started
 
     async def echo(self, ctxt: dict[str, Any], value: Any) -> Any:
         return value
@@ -129,6 +131,7 @@ class Compute:
         raise WidgetNotFound(f"Widget {widget_id} could not be found.", widget_id=widget_id)
 
     async def sleep(self, ctxt: dict[str, Any], seconds: float) -> str:
+        self.sleeping.set()
         await asyncio.sleep(seconds)
         return "slept"
 
@@ -188,6 +191,37 @@ class RPCBehaviour(_Suite):
             client = bus.rpc_client(Target(topic=topic))
             await client.cast({}, "record", value=7)
             assert await recorder.wait_for(1) == [("s1", 7)]
+
+    async def test_quick_handlers_in_a_burst_still_let_other_tasks_run(
+            self, bus: relaybus.Bus, topic: str) -> None:
+        # a handler that never waits finishes inside its hand-over (relaybus.eager); the
+        # consumer handing over a burst of them lets the loop turn every YIELD_EVERY
+        turns = 0
+
+        async def ticker() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        recorder = Recorder()
+
+        class Quick:
+            async def tick(self, ctxt: dict[str, Any], n: int) -> None:
+                recorder.add(turns)
+
+        ticking = asyncio.create_task(ticker())
+        try:
+            async with bus.rpc_server(Target(topic=topic, server="s1"), [Quick()]):
+                client = bus.rpc_client(Target(topic=topic))
+                for n in range(10 * YIELD_EVERY):
+                    await client.cast({}, "tick", n=n)
+                seen = await recorder.wait_for(10 * YIELD_EVERY)
+        finally:
+            ticking.cancel()
+        window = YIELD_EVERY + 1  # any YIELD_EVERY + 1 handlers in a row saw the loop turn
+        stalled = [i for i in range(len(seen) - window + 1) if seen[i] == seen[i + window - 1]]
+        assert stalled == [], seen
 
     async def test_calls_are_shared_round_robin(self, bus: relaybus.Bus, topic: str) -> None:
         recorder = Recorder()
@@ -392,11 +426,12 @@ class RPCBehaviour(_Suite):
 
     async def test_stop_lets_calls_in_progress_finish(self, bus: relaybus.Bus,
                                                       topic: str) -> None:
-        server = bus.rpc_server(Target(topic=topic, server="s1"), [Compute()])
+        compute = Compute()
+        server = bus.rpc_server(Target(topic=topic, server="s1"), [compute])
         await server.start()
         client = bus.rpc_client(Target(topic=topic), timeout=WAIT)
         call = asyncio.ensure_future(client.call({}, "sleep", seconds=0.5))
-        await client.call({}, "echo", value=1)  # the sleep call is surely received by now
+        await asyncio.wait_for(compute.sleeping.wait(), WAIT)
         await server.stop()
         await server.wait()
         assert await call == "slept"

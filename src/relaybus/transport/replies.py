@@ -18,6 +18,10 @@ entry behind (found finished when the timer comes, or swept once finished entrie
 outnumber the waiting calls), so a call costs a heap push instead of a timer of its own
 (``call_later`` plus ``cancel``, whose handle is compared in Python on every heap move and
 swept by the loop): the same precision, a fifth of the cost.
+
+A reply can be there before the wait starts: on ``memory://`` a server whose handler does
+not suspend answers inside the caller's publish (:mod:`relaybus.eager`). Such a call sets
+no timer at all.
 """
 
 from __future__ import annotations
@@ -198,7 +202,7 @@ class PendingReplies:
             raise TransportError(f"no call registered for {msg_id}")
         try:
             if not call_monitor_timeout:
-                if timeout is not None:
+                if timeout is not None and not pending.future.done():
                     # cancelling the wait cancels the future: its entry is then finished
                     self._expire_at(pending, timeout)
                 return await pending.future

@@ -1,0 +1,164 @@
+"""Eagerly started tasks (relaybus.eager): the first step runs inside the call, and what
+the coroutine sees is a task of its own, as if the loop had started it."""
+
+import asyncio
+import contextvars
+from typing import Any
+
+import pytest
+
+from relaybus import eager
+from relaybus.executor import YIELD_EVERY, Executor
+
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
+
+
+@pytest.mark.asyncio
+async def test_a_coroutine_that_does_not_suspend_is_done_when_start_returns() -> None:
+    caller = asyncio.current_task()
+    seen: list[Any] = []
+
+    async def work() -> int:
+        seen.append(asyncio.current_task())
+        return 42
+
+    task = eager.start(work(), "t-done")
+    assert task.done() and task.result() == 42
+    assert seen == [task] and seen[0] is not caller  # its own task, not the caller's
+    assert asyncio.current_task() is caller  # the caller's is back
+    assert task not in asyncio.all_tasks()  # never registered: it never waited
+    assert task.get_name() == "t-done"  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_a_coroutine_that_suspends_goes_on_as_a_registered_task() -> None:
+    gate = asyncio.Event()
+    seen: list[Any] = []
+
+    async def work() -> str:
+        seen.append(asyncio.current_task())
+        await gate.wait()
+        seen.append(asyncio.current_task())
+        return "resumed"
+
+    task = eager.start(work(), "t-wait")
+    assert not task.done() and seen == [task]
+    assert task in asyncio.all_tasks()
+    gate.set()
+    assert await asyncio.wait_for(task, 1) == "resumed"
+    assert seen == [task, task]
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_inside_cancels_the_task_not_its_caller() -> None:
+    async def work() -> str:
+        try:
+            async with asyncio.timeout(0.01):
+                await asyncio.Event().wait()
+        except TimeoutError:
+            return "timed out"
+        return "not reached"
+
+    task = eager.start(work(), "t-timeout")
+    assert await asyncio.wait_for(task, 1) == "timed out"
+    await asyncio.sleep(0.02)  # the caller was not cancelled by the timeout's timer
+    assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_task_runs_in_its_own_copy_of_the_callers_context() -> None:
+    VAR.set("caller")
+    seen: list[str] = []
+
+    async def work() -> None:
+        seen.append(VAR.get())
+        VAR.set("task")
+        await asyncio.sleep(0)
+        seen.append(VAR.get())
+
+    task = eager.start(work(), "t-context")
+    assert VAR.get() == "caller"  # its set did not leak into the caller
+    await task
+    assert seen == ["caller", "task"] and VAR.get() == "caller"
+
+
+@pytest.mark.asyncio
+async def test_errors_and_cancellation_belong_to_the_task() -> None:
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    failed = eager.start(fail(), "t-fail")
+    assert isinstance(failed.exception(), ValueError)
+
+    async def wait() -> None:
+        await asyncio.Event().wait()
+
+    waiting = eager.start(wait(), "t-cancel")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+@pytest.mark.asyncio
+async def test_started_from_a_plain_callback_with_no_task_running() -> None:
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[Any] = loop.create_future()
+
+    async def work() -> Any:
+        return asyncio.current_task()
+
+    def callback() -> None:
+        task = eager.start(work(), "t-callback")
+        result.set_result((task, task.result(), asyncio.current_task()))
+
+    loop.call_soon(callback)
+    task, inside, after = await asyncio.wait_for(result, 1)
+    assert inside is task and after is None
+
+
+@pytest.mark.asyncio
+async def test_an_executor_handler_that_does_not_suspend_gives_its_slot_back_at_once() -> None:
+    executor = Executor("test", max_concurrency=1)
+    ran: list[int] = []
+
+    def work(i: int) -> Any:
+        async def run() -> None:
+            ran.append(i)
+        return run
+
+    for i in range(3):  # one slot, and each handler ends inside try_submit
+        assert executor.try_submit(work(i))
+        assert executor.in_flight == 0
+    assert ran == [0, 1, 2]
+    assert await executor.drain(0) == 0
+
+
+@pytest.mark.asyncio
+async def test_the_executor_asks_for_a_loop_turn_every_yield_every_handlers() -> None:
+    executor = Executor("test", max_concurrency=YIELD_EVERY * 4)
+
+    async def quick() -> None:
+        pass
+
+    def budgets(count: int) -> list[bool]:
+        return [executor.try_submit(quick) and executor.turn_budget_left()
+                for _ in range(count)]
+
+    spent = [i for i, left in enumerate(budgets(2 * YIELD_EVERY + 3)) if not left]
+    assert spent == [YIELD_EVERY - 1, 2 * YIELD_EVERY - 1]  # once per YIELD_EVERY
+    await asyncio.sleep(0)  # the loop turned: a new budget, whatever was used
+    executor.try_submit(quick)
+    assert executor.turn_budget_left()
+    await asyncio.sleep(0)
+    assert all(budgets(YIELD_EVERY - 1))
+
+
+@pytest.mark.asyncio
+async def test_no_more_handlers_per_turn_than_may_run_at_once() -> None:
+    executor = Executor("test", max_concurrency=2)
+
+    async def quick() -> None:
+        pass
+
+    left = [executor.try_submit(quick) and executor.turn_budget_left() for _ in range(6)]
+    assert left == [True, False] * 3
