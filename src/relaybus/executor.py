@@ -8,7 +8,7 @@ that keeps a fast producer from filling memory.
 Each handler runs in a task of its own, started eagerly (:mod:`relaybus.eager`): its first
 step runs inside the hand-over, so a handler that does not suspend is done, and its slot
 free, before the consumer takes its next delivery. A consumer handing over many such
-handlers in one loop turn is asked to let the loop turn every :data:`YIELD_EVERY`
+handlers in one loop turn is asked to let the loop turn every ``max_concurrency`` of them
 (:meth:`Executor.turn_budget_left`), so buffered deliveries never starve other tasks.
 """
 
@@ -27,10 +27,6 @@ from relaybus import eager
 from relaybus.threadsafe import LoopInbox
 from relaybus.workers import Workers
 
-#: handlers started within one event-loop turn before the consumer handing them over is
-#: asked to let the loop turn (see :meth:`Executor.turn_budget_left`)
-YIELD_EVERY = 16
-
 
 class Executor:
     """Owns the tasks (and threads) that run one server's or listener's handlers."""
@@ -47,9 +43,7 @@ class Executor:
         self._inbox: LoopInbox | None = None  # handler threads report back through it
         self._is_async: dict[Callable[..., Any], bool] = {}
         self._this_turn = 0  # handlers started since the loop last turned (or a yield)
-        # never more handlers per turn than may run at once: a listener limited to one at a
-        # time (the firehose's tap) hands over one per turn, as it did before eager tasks
-        self._turn_budget = min(YIELD_EVERY, max_concurrency)
+        self._turn_budget = max_concurrency
 
     @property
     def in_flight(self) -> int:
@@ -99,12 +93,13 @@ class Executor:
 
     def turn_budget_left(self) -> bool:
         """Whether the consumer that just handed over a message may hand over the next one
-        without letting the event loop turn: False once per :data:`YIELD_EVERY` handlers
-        started within one turn (per ``max_concurrency`` handlers, if that is fewer: a
-        consumer never hands over more in one turn than may run at once). Eager tasks
-        that finish at once never suspend anyone, so a consumer whose deliveries are
-        buffered would otherwise keep the loop (and every other task: timers, writers,
-        other consumers) waiting until its buffer is empty.
+        without letting the event loop turn: False once per ``max_concurrency`` handlers
+        started within one turn. Eager tasks that finish at once never suspend anyone, so a
+        consumer whose deliveries are buffered would otherwise keep the loop (and every
+        other task: timers, writers, other consumers) waiting until its buffer is empty;
+        with tasks started the usual way, ``max_concurrency`` was as many as one turn could
+        start, and it still is (a listener limited to one at a time, as the firehose's tap
+        is, hands over one per turn).
         """
         if self._this_turn < self._turn_budget:
             return True

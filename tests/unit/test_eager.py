@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from relaybus import eager
-from relaybus.executor import YIELD_EVERY, Executor
+from relaybus.executor import Executor
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
@@ -134,8 +134,9 @@ async def test_an_executor_handler_that_does_not_suspend_gives_its_slot_back_at_
 
 
 @pytest.mark.asyncio
-async def test_the_executor_asks_for_a_loop_turn_every_yield_every_handlers() -> None:
-    executor = Executor("test", max_concurrency=YIELD_EVERY * 4)
+async def test_the_executor_asks_for_a_loop_turn_every_max_concurrency_handlers() -> None:
+    limit = 8
+    executor = Executor("test", max_concurrency=limit)
 
     async def quick() -> None:
         pass
@@ -144,21 +145,12 @@ async def test_the_executor_asks_for_a_loop_turn_every_yield_every_handlers() ->
         return [executor.try_submit(quick) and executor.turn_budget_left()
                 for _ in range(count)]
 
-    spent = [i for i, left in enumerate(budgets(2 * YIELD_EVERY + 3)) if not left]
-    assert spent == [YIELD_EVERY - 1, 2 * YIELD_EVERY - 1]  # once per YIELD_EVERY
+    spent = [i for i, left in enumerate(budgets(2 * limit + 3)) if not left]
+    assert spent == [limit - 1, 2 * limit - 1]  # once per max_concurrency in one turn
     await asyncio.sleep(0)  # the loop turned: a new budget, whatever was used
     executor.try_submit(quick)
     assert executor.turn_budget_left()
     await asyncio.sleep(0)
-    assert all(budgets(YIELD_EVERY - 1))
-
-
-@pytest.mark.asyncio
-async def test_no_more_handlers_per_turn_than_may_run_at_once() -> None:
-    executor = Executor("test", max_concurrency=2)
-
-    async def quick() -> None:
-        pass
-
-    left = [executor.try_submit(quick) and executor.turn_budget_left() for _ in range(6)]
-    assert left == [True, False] * 3
+    assert all(budgets(limit - 1))
+    one = Executor("one", max_concurrency=1)  # one at a time: one per turn
+    assert [one.try_submit(quick) and one.turn_budget_left() for _ in range(3)] == [False] * 3

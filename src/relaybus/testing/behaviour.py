@@ -34,7 +34,6 @@ import pytest
 import relaybus
 from relaybus import Target
 from relaybus.errors import MessagingTimeout
-from relaybus.executor import YIELD_EVERY
 from relaybus.message import build_request, new_unique_id, pack
 from relaybus.testing.brokers import require_broker
 from relaybus.testing.buses import bus_factory
@@ -195,8 +194,8 @@ class RPCBehaviour(_Suite):
     async def test_quick_handlers_in_a_burst_still_let_other_tasks_run(
             self, bus: relaybus.Bus, topic: str) -> None:
         # a handler that never waits finishes inside its hand-over (relaybus.eager); the
-        # consumer handing over a burst of them lets the loop turn every YIELD_EVERY
-        turns = 0
+        # consumer handing over a burst of them lets the loop turn every max_concurrency
+        turns, limit = 0, 8
 
         async def ticker() -> None:
             nonlocal turns
@@ -212,14 +211,15 @@ class RPCBehaviour(_Suite):
 
         ticking = asyncio.create_task(ticker())
         try:
-            async with bus.rpc_server(Target(topic=topic, server="s1"), [Quick()]):
+            async with bus.rpc_server(Target(topic=topic, server="s1"), [Quick()],
+                                      max_concurrency=limit):
                 client = bus.rpc_client(Target(topic=topic))
-                for n in range(10 * YIELD_EVERY):
+                for n in range(20 * limit):
                     await client.cast({}, "tick", n=n)
-                seen = await recorder.wait_for(10 * YIELD_EVERY)
+                seen = await recorder.wait_for(20 * limit)
         finally:
             ticking.cancel()
-        window = YIELD_EVERY + 1  # any YIELD_EVERY + 1 handlers in a row saw the loop turn
+        window = limit + 1  # any limit + 1 handlers in a row saw the loop turn
         stalled = [i for i in range(len(seen) - window + 1) if seen[i] == seen[i + window - 1]]
         assert stalled == [], seen
 
