@@ -5,6 +5,7 @@ test_nats_behaviour.py; connecting, credentials and TLS in test_nats_connect.py.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -530,3 +531,54 @@ async def test_a_requester_cannot_make_a_server_purge_or_delete_a_stream(
     assert durable in consumers
     assert recorder.items == []
     assert nats_driver(bus).intake.refused["reply-address"] == 2 * len(attacks)
+
+
+class _TurnProbe:
+    """Counts the event loop's turns (a callback that re-arms itself), while running."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+        self._on = True
+        asyncio.get_running_loop().call_soon(self._tick)
+
+    def _tick(self) -> None:
+        if self._on:
+            self.turn += 1
+            asyncio.get_running_loop().call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._on = False
+
+
+async def test_a_burst_of_calls_gets_its_replies_in_batches(make_bus: MakeBus,
+                                                            topic: str) -> None:
+    """A server handed a burst of calls in one read lets nats-py write its replies every
+    WRITE_BATCH of them, instead of all at once after the last call (.pacing)."""
+    from relaybus.drivers.nats.pacing import WRITE_BATCH
+
+    probe: _TurnProbe | None = None
+    turns: list[int] = []  # the loop turn each call was handled in
+
+    class Echo:
+        async def echo(self, ctxt: dict[str, Any], value: int) -> int:
+            if probe is not None:
+                turns.append(probe.turn)
+            return value
+
+    server_bus, client_bus = await make_bus(), await make_bus()
+    burst = 4 * WRITE_BATCH
+    async with server_bus.rpc_server(Target(topic=topic, server="s1"), [Echo()],
+                                     max_concurrency=4 * burst):
+        client = client_bus.rpc_client(Target(topic=topic), timeout=WAIT)
+        assert await client.call({}, "echo", value=-1) == -1  # the reply inbox is ready
+        probe = _TurnProbe()
+        try:
+            # started in one turn: nats-py sends them in one write, and the server's
+            # subscription has most of them in its buffer at once
+            results = await asyncio.gather(*(client.call({}, "echo", value=i)
+                                             for i in range(burst)))
+        finally:
+            probe.stop()
+    assert results == list(range(burst))
+    per_turn = collections.Counter(turns)
+    assert max(per_turn.values()) <= WRITE_BATCH, per_turn

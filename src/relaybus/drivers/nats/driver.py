@@ -43,6 +43,7 @@ from relaybus.drivers.nats.eventlog import NatsEventLog
 from relaybus.drivers.nats.naming import Naming, is_literal_subject
 from relaybus.drivers.nats.notifications import Notifications
 from relaybus.drivers.nats.options import NatsOptions, server_list
+from relaybus.drivers.nats.pacing import WritePacer
 from relaybus.drivers.nats.resend import Resender
 from relaybus.drivers.nats.stored import visit_stream
 from relaybus.errors import (
@@ -135,6 +136,7 @@ class NatsDriver(Driver):
         self._notifications = Notifications(self._connection, self.naming, self.nats_options,
                                             self._check, self.intake)
         self._replies = PendingReplies()
+        self._pacer = WritePacer()
         self._resender = Resender(self._connection)
         self._delays = Delays(self._connection, self.naming, self.nats_options)
         self._casts: set[str] = set()
@@ -378,6 +380,8 @@ class NatsDriver(Driver):
                     started = handler(NatsRequest(self, outcome))
                     if started is not HANDED_OFF:  # no free slot: wait for one
                         await started
+                if self._pacer.due():  # let nats-py write the replies so far (.pacing)
+                    await asyncio.sleep(0)
             except Exception:
                 LOG.exception("the server of %s failed on a message of %s", target,
                               msg.subject)
@@ -412,6 +416,8 @@ class NatsDriver(Driver):
             await self._client().publish(reply, b"")
         except Exception as exc:  # noqa: BLE001 - the caster will time out; log and go on
             LOG.info("could not confirm a cast: %s", exc)
+            return
+        self._pacer.wrote()
 
     async def send_reply(self, request: Request, message: dict[str, Any]) -> None:
         """Publish a reply (or heartbeat) to the caller's ``_reply_q``.
@@ -436,6 +442,7 @@ class NatsDriver(Driver):
             await client.publish(reply_q, body)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             raise translate(exc, f"replying to {reply_q}") from exc
+        self._pacer.wrote()
 
     # -- notifications ---------------------------------------------------------------
 
