@@ -151,7 +151,10 @@ class Executor:
             threads = pool.close()
             if not cancelled:  # every handler returned: join the idle threads, so none
                 # outlives stop (a cancelled handler may still run on its thread: not then)
-                await asyncio.to_thread(_join, threads)
+                try:
+                    await asyncio.to_thread(_join, threads)
+                except RuntimeError:  # no new thread for that now (Python 3.12+ at exit):
+                    _join(threads)  # they are idle and told to end, so this is brief
         return cancelled
 
 

@@ -87,3 +87,26 @@ async def test_tasks_cancelled_before_they_start_give_their_slots_back(
     assert started == [0, 1, 2] and executor.in_flight == 0
     assert executor.try_submit(work(9))
     assert await executor.drain(0) == 1
+
+
+async def test_drain_joins_the_threads_where_no_new_thread_can_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At exit Python 3.12+ refuses new threads, so ``asyncio.to_thread`` cannot join the
+    handler threads; the drain joins them itself (they are idle), and says nothing."""
+    import threading
+
+    executor = Executor("exit", threads=2)
+
+    def work() -> str:
+        return threading.current_thread().name
+
+    names = await asyncio.gather(*(executor.run(work) for _ in range(4)))
+    workers = [t for t in threading.enumerate() if t.name in set(names)]
+    assert workers
+
+    async def refused(*args: object) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(asyncio, "to_thread", refused)
+    assert await executor.drain(1.0) == 0
+    assert not any(t.is_alive() for t in workers)
