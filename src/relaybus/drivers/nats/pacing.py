@@ -12,8 +12,9 @@ working at the same time.
 The server's subscription task now lets the loop turn once :data:`WRITE_BATCH` replies
 (or cast confirmations) were published since it last did, so the first replies are on their
 way, and their callers busy with them, while the server handles the rest of the burst.
-Nothing waits longer than before, and the pause is only the subscription task's own,
-which also lets nats-py's reader take in the next read, as it did whenever the task ran out
+The first replies of a burst leave far sooner; its last requests are handled a few loop
+turns later than before (one per 16 replies). The pause is only the subscription task's
+own, and lets nats-py's reader take in the next read, as it did whenever the task ran out
 of buffered requests.
 """
 
