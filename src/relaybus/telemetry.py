@@ -40,30 +40,8 @@ UNKNOWN_METHOD = "<unknown>"
 _tracer_for: dict[int, Any] = {}
 
 
-_provider_seen: list[Any] = [None, 0.0, None]  # (provider, when it was looked up, tracer)
+#: seconds between two lookups of the API's tracer provider while none is set
 PROVIDER_RECHECK = 1.0
-
-
-def _active_tracer() -> Any:
-    """The relaybus tracer, or None until the application installs a tracer provider.
-
-    With only the API installed (or no provider set), spans would record nothing; skipping
-    them keeps the hot path free of tracing costs. A provider set with
-    ``trace.set_tracer_provider`` is seen at once; the API's own lookup (which also reads
-    the environment) runs at most once a second.
-    """
-    if trace is None:
-        return None
-    provider = getattr(trace, "_TRACER_PROVIDER", None)
-    if provider is None:
-        now = time.monotonic()
-        if now - _provider_seen[1] <= PROVIDER_RECHECK:
-            return _provider_seen[2]
-        provider = trace.get_tracer_provider()
-        _provider_seen[0], _provider_seen[1] = provider, now
-        _provider_seen[2] = _tracer_of(provider)
-        return _provider_seen[2]
-    return _tracer_of(provider)
 
 
 def _tracer_of(provider: Any) -> Any:
@@ -273,7 +251,9 @@ class Metrics(Middleware):
 
 
 _metrics_on = [False]
-_built: list[Any] = [None, False, ()]  # (tracer, metrics on, the middleware built for them)
+#: what builtin_middleware last built: the tracer provider and metrics switch it saw, the
+#: middleware built for them, until when a missing provider needs no new lookup, the tracer
+_built: list[Any] = [None, False, (), float("-inf"), None]
 
 
 def enable_metrics() -> None:
@@ -304,21 +284,38 @@ def builtin_middleware() -> tuple[Middleware, ...]:
     """The telemetry middleware in effect now: tracing once a tracer provider is installed,
     metrics once enabled; empty (and free) otherwise.
 
-    Cheap enough to ask on every message: the same tuple comes back until the tracer
-    provider or the metrics switch changes.
+    Cheap enough to ask on every message: while the tracer provider and the metrics switch
+    stay as they were, the same tuple comes back without looking further. A provider set
+    with ``trace.set_tracer_provider`` is seen at once; while none is set, the API's own
+    lookup (which also reads the environment) runs at most once a second. With only the
+    API installed (or no provider set), spans would record nothing, so there is no tracing
+    middleware then.
     """
-    tracer = _active_tracer()
-    metrics_on = _metrics_on[0]
-    if tracer is _built[0] and metrics_on is _built[1]:
-        layers: tuple[Middleware, ...] = _built[2]
+    provider = None if trace is None else getattr(trace, "_TRACER_PROVIDER", None)
+    built = _built
+    if (provider is built[0] and _metrics_on[0] is built[1]
+            and (provider is not None or time.monotonic() < built[3])):
+        layers: tuple[Middleware, ...] = built[2]
         return layers
-    built: list[Middleware] = []
-    if tracer is not None:
-        built.append(Tracing(tracer))
-    if metrics_on and _metrics is not None:
-        built.append(Metrics(_metrics))
-    _built[:] = [tracer, metrics_on, tuple(built)]
-    return _built[2]
+    return _rebuild(provider)
+
+
+def _rebuild(provider: Any) -> tuple[Middleware, ...]:
+    """Look the tracer up again and build the middleware, if it changed."""
+    tracer = None
+    if trace is not None:
+        tracer = _tracer_of(provider if provider is not None else trace.get_tracer_provider())
+    metrics_on = _metrics_on[0]
+    layers: tuple[Middleware, ...] = _built[2]
+    if tracer is not _built[4] or metrics_on is not _built[1]:  # else the same tuple again
+        built: list[Middleware] = []
+        if tracer is not None:
+            built.append(Tracing(tracer))
+        if metrics_on and _metrics is not None:
+            built.append(Metrics(_metrics))
+        layers = tuple(built)
+    _built[:] = [provider, metrics_on, layers, time.monotonic() + PROVIDER_RECHECK, tracer]
+    return layers
 
 
 def count_reconnect(transport: str) -> None:
