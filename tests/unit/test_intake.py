@@ -65,6 +65,30 @@ def test_the_transport_level_reply_address_is_checked_too() -> None:
     assert isinstance(intake.request(cast, "s", reply_to="_INBOX.abc." + HEX), Request)
 
 
+def test_an_address_that_passed_once_lets_no_other_address_through() -> None:
+    """The intake remembers the last reply address that passed, so a caller's next call
+    is not matched again; a different address, or a transport-level one beside it, still
+    goes through the rule."""
+    intake = Intake("t", 10_000, AMQP_REPLY_QUEUE)
+    good = "reply_" + HEX
+    for _ in range(2):
+        assert isinstance(intake.request(call(good), "q"), Request)
+    for bad in ("reply_" + HEX.upper(), good + "0", "compute"):
+        refused = intake.request(call(bad), "q")
+        assert isinstance(refused, Refused) and refused.reason == "reply-address"
+    assert isinstance(intake.request(call(good), "q"), Request)
+    nats = Intake("nats", 10_000, inbox_rule("_INBOX"))
+    inbox = "_INBOX.abc." + HEX
+    assert isinstance(nats.request(call(inbox), "s", reply_to=inbox), Request)
+    assert isinstance(nats.request(call(inbox), "s", reply_to=inbox), Request)
+    for reply_to in ("$JS.API.STREAM.PURGE.kept", "_INBOX.>"):
+        refused = nats.request(call(inbox), "s", reply_to=reply_to)
+        assert isinstance(refused, Refused) and refused.reason == "reply-address"
+    refused = nats.request(call("$JS.API.STREAM.PURGE.kept"), "s", reply_to=inbox)
+    assert isinstance(refused, Refused) and refused.reason == "reply-address"
+    assert nats.refused == {"reply-address": 3} and intake.refused == {"reply-address": 3}
+
+
 def test_a_cast_never_replies_so_its_reply_q_is_not_checked() -> None:
     message = build_request("echo", {}, {})
     message["_reply_q"] = ["not", "a", "string"]

@@ -120,6 +120,8 @@ class Intake:
         #: how many received messages were refused, by reason
         self.refused: collections.Counter[str] = collections.Counter()
         self._log = _RateLimitedLog(LOG_INTERVAL)
+        #: the last reply address that passed the rule (one caller sends many calls)
+        self._allowed: str | None = None
 
     def _refuse(self, reason: str, source: str, detail: str,
                 answer: tuple[str, bytes] | None = None) -> Refused:
@@ -166,9 +168,15 @@ class Intake:
         # a cast's _reply_q is never used, so only a call's is checked (and an address
         # that is both, as on NATS, once)
         reply_q = request.reply_q if request.msg_id is not None else None
-        bad = self._bad_reply_address(reply_q, None if reply_to == reply_q else reply_to)
+        if reply_to is None or reply_to == reply_q:
+            if reply_q is None or reply_q == self._allowed:  # a caller's next call, mostly
+                return request
+            reply_to = None
+        bad = self._bad_reply_address(reply_q, reply_to)
         if bad is not None:
             return self._refuse(REPLY_ADDRESS, source, bad)
+        if reply_to is None:
+            self._allowed = reply_q  # passed the rule: the same address needs no new match
         return request
 
     def is_duplicate(self, request: Request, duplicates: DuplicateFilter, source: str) -> bool:
