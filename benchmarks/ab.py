@@ -5,9 +5,9 @@
 Checks REV out into a temporary git worktree and runs ``benchmarks/<bench>_bench.py
 --only relaybus --rounds 1 --json`` (``memory_bench.py --rounds 1 --json``: relaybus and the
 asyncio floor in one process) alternately with ``PYTHONPATH`` pointing at each
-tree's ``src`` (base first, then this tree, ``--rounds`` times), so that load on the machine
-falls on both sides alike. Prints the median of each figure per side and the ratio
-this/base (above 1 is better, except latencies and memory).
+tree's ``src`` (base first, then this tree, then this tree first, and so on: ``--rounds``
+pairs), so that load on the machine falls on both sides alike. Prints the median of each
+figure per side and the ratio this/base (above 1 is better, except latencies and memory).
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ def main() -> None:
                         args.base], check=True, capture_output=True)
         try:
             results: dict[str, list[dict[str, Any]]] = {"base": [], "this": []}
+            sides = (("base", base_tree / "src"), ("this", ROOT / "src"))
             for n in range(args.rounds):
-                for side, src in (("base", base_tree / "src"), ("this", ROOT / "src")):
+                # ABBA: which side runs first alternates, so that what the first run of a
+                # pair leaves to the second (a warm or a busier machine) falls on both
+                for side, src in (sides if n % 2 == 0 else sides[::-1]):
                     print(f"round {n + 1}: {side}", file=sys.stderr, flush=True)
                     results[side].append(_run(args.bench, src, args.scale))
         finally:
