@@ -83,7 +83,10 @@ class MethodSignature:
         names = args.keys()
         if self._required <= names <= self._names:  # the usual case, checked at C speed
             plain = self._plain
-            if all(type(v) is plain.get(k) for k, v in args.items()):
+            for k, v in args.items():  # a loop, not all(<generator>): no generator per call
+                if type(v) is not plain.get(k):
+                    break
+            else:
                 return args
         known = self._known
         if not self.accepts_any_keyword:
