@@ -38,8 +38,8 @@ NATIVE = sys.version_info >= (3, 12)
 _tasks: Any = asyncio.tasks
 _PyTask: Any = getattr(_tasks, "_PyTask", None)
 _EMULATED = (not NATIVE and _PyTask is not None and hasattr(_PyTask, "_Task__step")
-             and all(hasattr(_tasks, name)
-                     for name in ("_enter_task", "_leave_task", "_register_task")))
+             and all(hasattr(_tasks, name) for name in (
+                 "_enter_task", "_leave_task", "_register_task", "_current_tasks")))
 
 
 def start(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Future[T]:
@@ -82,7 +82,7 @@ if _EMULATED:
 
         def first_step(self) -> None:
             loop = self._loop
-            caller = _tasks.current_task(loop)
+            caller = _tasks._current_tasks.get(loop)  # current_task(loop), without its frame
             if caller is not None:  # the step enters this task: set the caller's aside
                 _tasks._leave_task(loop, caller)
             try:

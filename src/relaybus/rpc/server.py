@@ -182,8 +182,9 @@ class RPCServer(Consuming):
                 heartbeats = asyncio.get_running_loop().create_task(
                     _send_heartbeats(incoming, request.timeout / 2),
                     name=f"relaybus.rpc.heartbeat[{request.msg_id}]")
-            if expects_reply:
-                result = await self.executor.run(method, ctxt, **args)
+            if expects_reply:  # the executor as the property gives it, without its frame
+                executor = self._executor if self._executor is not None else self.executor
+                result = await executor.run(method, ctxt, **args)
             else:
                 result = await self._casts.run(request, lambda: self.executor.run(
                     method, ctxt, **args))

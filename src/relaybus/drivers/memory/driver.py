@@ -177,7 +177,8 @@ class MemoryDriver(Driver):
         exchange, routing_key = self._route(target)
         msg_id = None
         if wait_for_reply:
-            self._ensure_reply_queue()
+            if self._reply_queue is None:
+                self._ensure_reply_queue()
             msg_id = new_unique_id()
         body = self.check_size(pack(build_request(
             request.method, request.args, request.context, namespace=request.namespace,
