@@ -65,9 +65,8 @@ class Consuming(abc.ABC):
         free slot, or one loop turn once its turn's budget is spent
         (:meth:`Executor.turn_budget_left`).
         """
-        executor = self._executor  # the property's check inline: this runs per message
-        if executor is None:
-            raise ServerError(f"{self._name} is not running")
+        # the attribute read first: this runs per message (the property raises when not running)
+        executor = self._executor if self._executor is not None else self.executor
         if executor.try_submit(work):
             return HANDED_OFF if executor.turn_budget_left() else asyncio.sleep(0)
         return executor.submit(work)
