@@ -105,20 +105,25 @@ def new_message_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
 
 
-_ENVELOPE_HEAD = b'{"oslo.version":"' + ENVELOPE_VERSION.encode() + b'","oslo.message":'
+_ENVELOPE_HEAD = b'{"oslo.version":"' + ENVELOPE_VERSION.encode() + b'","oslo.message":"'
 
 
 def pack(message: Mapping[str, Any]) -> bytes:
     """Wrap a message object in the 2.0 envelope and encode it.
 
     The bytes are those of ``{"oslo.version": "2.0", "oslo.message": <JSON text>}``
-    encoded compactly, put together without building that dict.
+    encoded compactly, put together without building that dict. The JSON text becomes a
+    JSON string by escaping its backslashes and quotes alone: compact JSON from the
+    encoder holds no control character (those inside its strings are escaped already)
+    and is valid UTF-8, so these two are all the string encoder would escape (the bytes
+    are the same as encoding the text as a string, without decoding it to one first).
     """
     try:
         inner = _encoder.encode(message)
     except Exception:  # noqa: BLE001 - encode_json says what is wrong, as TypeError
         inner = encode_json(message)  # raises for what failed here (or encodes it)
-    return b"".join((_ENVELOPE_HEAD, _encoder.encode(inner.decode("utf-8")), b"}"))
+    return b"".join((_ENVELOPE_HEAD, inner.replace(b"\\", b"\\\\").replace(b'"', b'\\"'),
+                     b'"}'))
 
 
 class _Envelope(msgspec.Struct):

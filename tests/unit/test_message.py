@@ -4,6 +4,7 @@ import json
 import re
 import uuid
 
+import msgspec
 import pytest
 
 from relaybus import MalformedMessage
@@ -38,6 +39,20 @@ def test_request_round_trip_through_the_envelope() -> None:
     assert request.msg_id == "a" * 32 and request.reply_q == "reply_x"
     assert request.expects_reply
     assert re.fullmatch(r"[0-9a-f]{32}", request.unique_id or "")
+
+
+@pytest.mark.parametrize("text", [
+    "plain", 'quote " inside', "back\\slash", '\\"', "\\\\\"\"", "ctl \x00\x01\x1f\n\t\r\x7f",
+    "u\u2028\u2029 é ✓ \U0001f600 \ufeff", '{"looks": "like json"}', "\\u0022", ""])
+def test_envelope_is_the_inner_text_encoded_as_a_json_string(text: str) -> None:
+    # pack() escapes the inner JSON's backslashes and quotes itself: the bytes must be
+    # exactly what encoding the inner text as a JSON string gives (the wire is unchanged)
+    message = {"method": text, "args": {text: [text, {"k": text}]}, "_context_" + text: text}
+    inner = msgspec.json.encode(message)
+    assert pack(message) == (b'{"oslo.version":"2.0","oslo.message":'
+                             + msgspec.json.encode(inner.decode("utf-8")) + b"}")
+    assert json.loads(json.loads(pack(message))["oslo.message"]) == message
+    assert unpack(pack(message)) == message
 
 
 def test_request_members_follow_oslo() -> None:
