@@ -19,7 +19,11 @@ On Python 3.11 the eager task is the standard library's pure-Python ``Task``
 (``asyncio.tasks._PyTask``, the same class ``asyncio`` falls back to without its C
 accelerator), set up without scheduling its first step; a task that suspends then steps
 in Python, so a handler that awaits often pays a little more per await than in the C
-task. Where these private names are missing, tasks are started the usual way.
+task. The first step sends into the coroutine itself: when it returns (the usual case,
+and the one each message pays for) the result is stored as ``Future.set_result`` stores
+it; any other outcome (it suspended, raised, or cancelled its own task) is handed to the
+Task's own step as if that step had just sent, so those keep asyncio's exact handling.
+Where these private names are missing, tasks are started the usual way.
 """
 
 from __future__ import annotations
@@ -36,10 +40,14 @@ T = TypeVar("T")
 NATIVE = sys.version_info >= (3, 12)
 
 _tasks: Any = asyncio.tasks
+_futures: Any = asyncio.futures
 _PyTask: Any = getattr(_tasks, "_PyTask", None)
-_EMULATED = (not NATIVE and _PyTask is not None and hasattr(_PyTask, "_Task__step")
+_EMULATED = (not NATIVE and _PyTask is not None
+             and all(hasattr(_PyTask, name) for name in (
+                 "_Task__step", "_Future__schedule_callbacks", "_Future__log_traceback"))
              and all(hasattr(_tasks, name) for name in (
-                 "_enter_task", "_leave_task", "_register_task", "_current_tasks")))
+                 "_enter_task", "_leave_task", "_register_task", "_current_tasks"))
+             and all(hasattr(_futures, name) for name in ("_PENDING", "_FINISHED")))
 
 
 def start(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Future[T]:
@@ -86,9 +94,71 @@ if _EMULATED:
             if caller is not None:  # the step enters this task: set the caller's aside
                 _tasks._leave_task(loop, caller)
             try:
-                self._context.run(self._Task__step)
+                _tasks._enter_task(loop, self)
+                try:
+                    sent = self._context.run(self._coro.send, None)
+                except StopIteration as stop:
+                    _tasks._leave_task(loop, self)
+                    if not self._must_cancel:  # returned: what Future.set_result does
+                        self._result = stop.value
+                        self._state = _futures._FINISHED
+                        if self._callbacks:  # added by the coroutine to its own task
+                            self._Future__schedule_callbacks()
+                        return
+                    outcome = _Outcome(self, stop, None)
+                except BaseException as exc:  # noqa: BLE001 - the Task's step sorts it out
+                    _tasks._leave_task(loop, self)
+                    outcome = _Outcome(self, exc, None)
+                else:
+                    _tasks._leave_task(loop, self)
+                    outcome = _Outcome(self, None, sent)
+                outcome.hand_to_step()
             finally:
                 if caller is not None:
                     _tasks._enter_task(loop, caller)
-            if not self.done():
+            if self._state == _futures._PENDING:
                 _tasks._register_task(self)
+
+        def __del__(self) -> None:
+            # only a pending task or an exception nobody retrieved has anything to report
+            # (Task.__del__ and Future.__del__ each check one, in two Python frames)
+            if self._state == _futures._PENDING or self._Future__log_traceback:
+                _PyTask.__del__(self)
+
+    class _Outcome:
+        """What the first send gave, replayed to ``Task.__step`` as its coroutine: the
+        step then sends once more and gets it, raised or yielded, and handles it as it
+        would have."""
+
+        __slots__ = ("_task", "_coro", "_raised", "_yielded", "_must_cancel")
+
+        def __init__(self, task: Any, raised: BaseException | None, yielded: Any) -> None:
+            self._task = task
+            self._coro = task._coro
+            self._raised = raised
+            self._yielded = yielded
+            # a cancel() during the first send is for after it, where the step looks for
+            # it: not before (the step would throw it into the coroutine that just ran)
+            self._must_cancel = task._must_cancel
+            task._must_cancel = False
+
+        def hand_to_step(self) -> None:
+            task = self._task
+            task._coro = self
+            try:
+                task._context.run(task._Task__step)
+            finally:
+                task._coro = self._coro  # the real coroutine for every later step
+
+        def send(self, _: None) -> Any:
+            task, raised, yielded = self._task, self._raised, self._yielded
+            task._coro = self._coro
+            task._must_cancel = self._must_cancel or task._must_cancel
+            # no reference cycle through this frame, which a raised exception's traceback keeps
+            self._task = self._raised = self._yielded = task = None
+            if raised is None:
+                return yielded
+            try:
+                raise raised
+            finally:
+                raised = None

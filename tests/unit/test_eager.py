@@ -154,3 +154,88 @@ async def test_the_executor_asks_for_a_loop_turn_every_max_concurrency_handlers(
     assert all(budgets(limit - 1))
     one = Executor("one", max_concurrency=1)  # one at a time: one per turn
     assert [one.try_submit(quick) and one.turn_budget_left() for _ in range(3)] == [False] * 3
+
+
+@pytest.mark.asyncio
+async def test_a_task_that_cancels_itself_in_its_first_step_ends_cancelled() -> None:
+    async def cancel_then_return() -> str:
+        asyncio.current_task().cancel()  # type: ignore[union-attr]
+        return "returned"
+
+    returned = eager.start(cancel_then_return(), "t-self-cancel")
+    assert returned.cancelled()  # as Task.__step has it: the cancel wins over the result
+
+    reached: list[str] = []
+
+    async def cancel_then_wait() -> None:
+        asyncio.current_task().cancel()  # type: ignore[union-attr]
+        try:
+            await asyncio.Event().wait()  # the wait it suspends on is cancelled at once
+        except asyncio.CancelledError:
+            reached.append("cancelled in the wait")
+            raise
+
+    waiting = eager.start(cancel_then_wait(), "t-self-cancel-wait")
+    assert not waiting.done() and waiting in asyncio.all_tasks()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 1)
+    assert reached == ["cancelled in the wait"] and waiting.cancelled()
+
+
+@pytest.mark.asyncio
+async def test_done_callbacks_added_during_the_first_step_run() -> None:
+    done = asyncio.get_running_loop().create_future()
+
+    async def work() -> int:
+        asyncio.current_task().add_done_callback(  # type: ignore[union-attr]
+            lambda task: done.set_result(task.result()))
+        return 7
+
+    task = eager.start(work(), "t-callback-added")
+    assert task.result() == 7
+    assert await asyncio.wait_for(done, 1) == 7  # scheduled by the result, as set_result does
+
+
+@pytest.mark.asyncio
+async def test_an_error_keeps_its_own_traceback_and_keyboard_interrupt_propagates() -> None:
+    async def fail() -> None:
+        raise KeyError("deep")
+
+    failed = eager.start(fail(), "t-error")
+    error = failed.exception()
+    assert isinstance(error, KeyError) and error.__traceback__ is not None
+    import traceback
+    frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+    assert frames[-1] == "fail"
+
+    async def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    caller = asyncio.current_task()
+    with pytest.raises(KeyboardInterrupt):
+        eager.start(interrupt(), "t-interrupt")
+    assert asyncio.current_task() is caller  # the caller is current again
+
+
+@pytest.mark.asyncio
+async def test_an_unretrieved_error_is_still_reported_when_its_task_is_dropped() -> None:
+    import gc
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+    try:
+        async def fail() -> None:
+            raise ValueError("never retrieved")
+
+        eager.start(fail(), "t-dropped-error")
+
+        async def quiet() -> int:
+            return 1
+
+        eager.start(quiet(), "t-dropped-result")
+        gc.collect()
+        assert len(reported) == 1  # the error's task alone ("... exception was never retrieved")
+        assert reported[0].endswith("exception was never retrieved")
+    finally:
+        loop.set_exception_handler(previous)
