@@ -27,6 +27,20 @@ def test_an_oversized_body_is_refused_before_it_is_decoded() -> None:
     assert outcome.answer is None and intake.refused == {"too-large": 1}
 
 
+def test_the_size_limit_holds_at_its_edge_for_announced_sizes_and_for_replies() -> None:
+    body = call("reply_" + HEX)
+    intake = Intake("t", len(body), AMQP_REPLY_QUEUE)
+    assert isinstance(intake.request(body, "q"), Request)  # exactly at the limit: taken
+    announced = intake.request(body, "q", size=len(body) + 1)  # the transport saw more
+    assert isinstance(announced, Refused) and announced.reason == "too-large"
+    reply = pack({"result": "x" * 50, "failure": None, "ending": True, "_msg_id": HEX})
+    replies = Intake("t", len(reply), AMQP_REPLY_QUEUE)
+    assert replies.reply(reply, "r") is not None
+    assert Intake("t", len(reply) - 1, AMQP_REPLY_QUEUE).reply(reply, "r") is None
+    assert replies.reply(reply, "r", size=len(reply) + 1) is None
+    assert replies.refused == {"too-large": 1}
+
+
 @pytest.mark.parametrize("address", ["reply_" + HEX, ])
 def test_a_reply_queue_by_its_naming_rule_is_accepted(address: str) -> None:
     outcome = Intake("t", 10_000, AMQP_REPLY_QUEUE).request(call(address), "q")

@@ -155,7 +155,9 @@ class Intake:
             The request, or a :class:`Refused` (logged and counted) with the failure reply
             to send, if any.
         """
-        too_large = self.check_size(body, size)
+        # the length compared here first: check_size's frame only for what may be refused
+        too_large = (self.check_size(body, size)
+                     if size is not None or len(body) > self.max_message_size else None)
         if too_large is not None:
             return self._refuse(TOO_LARGE, source, too_large)
         message: dict[str, Any] = {}
@@ -207,7 +209,8 @@ class Intake:
 
     def reply(self, body: bytes, source: str, size: int | None = None) -> Reply | None:
         """Check a received reply body; None (logged, counted) when it is refused."""
-        too_large = self.check_size(body, size)
+        too_large = (self.check_size(body, size)
+                     if size is not None or len(body) > self.max_message_size else None)
         if too_large is not None:
             self.refused[TOO_LARGE] += 1
             self._log(TOO_LARGE, "%s: dropping a reply on %s: %s", self.transport, source,

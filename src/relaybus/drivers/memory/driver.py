@@ -173,7 +173,8 @@ class MemoryDriver(Driver):
     async def send(self, target: Target, request: Request, *, wait_for_reply: bool,
                    timeout: float | None = None,
                    call_monitor_timeout: float | None = None) -> Reply | None:
-        broker = self.broker
+        # the attribute read first: this runs per message (the property raises when closed)
+        broker = self._broker if self._broker is not None else self.broker
         exchange, routing_key = self._route(target)
         msg_id = None
         if wait_for_reply:
@@ -232,7 +233,8 @@ class MemoryDriver(Driver):
                                  request.msg_id)
 
     def _publish_reply_body(self, reply_q: str, body: bytes, msg_id: str | None) -> None:
-        if not self.broker.publish(DEFAULT_EXCHANGE, reply_q, body):
+        broker = self._broker if self._broker is not None else self.broker
+        if not broker.publish(DEFAULT_EXCHANGE, reply_q, body):
             LOG.info("reply queue %s is gone; dropping the reply to %s", reply_q, msg_id)
 
     async def cast_later(self, target: Target, request: Request, delay: float) -> None:
