@@ -98,7 +98,6 @@ if _EMULATED:
                 try:
                     sent = self._context.run(self._coro.send, None)
                 except StopIteration as stop:
-                    _tasks._leave_task(loop, self)
                     if not self._must_cancel:  # returned: what Future.set_result does
                         self._result = stop.value
                         self._state = _futures._FINISHED
@@ -107,11 +106,11 @@ if _EMULATED:
                         return
                     outcome = _Outcome(self, stop, None)
                 except BaseException as exc:  # noqa: BLE001 - the Task's step sorts it out
-                    _tasks._leave_task(loop, self)
                     outcome = _Outcome(self, exc, None)
                 else:
-                    _tasks._leave_task(loop, self)
                     outcome = _Outcome(self, None, sent)
+                finally:
+                    _tasks._leave_task(loop, self)
                 outcome.hand_to_step()
             finally:
                 if caller is not None:
